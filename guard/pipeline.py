@@ -1,0 +1,351 @@
+"""The Guard pipeline: prompt checks → generate → output checks → action → watermark → sign → log → result.
+
+``Guard(policy).wrap(generator)`` returns a callable that runs one prompt or a batch through the pipeline.
+A blocked output is never handed back as content, but every attempt, blocked or not, is logged with its scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detectors.base import Score
+from generators.base import Generation, Generator
+from generators.callable import CallableGenerator
+from guard import artifact as artifacts
+from guard import detection
+from guard.errors import GuardError
+from guard.keys import ContentSigner, KeyStore
+from guard.policy import Action, DetectorRule, Policy, load
+from guard.provenance.log import InclusionProof, LogEntry, ProvenanceLog
+from guard.provenance.record import ProvenanceRecord
+
+REDACTION = "[redacted]"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class GuardedResult:
+    """What a guarded call returns. ``artifact`` is None when the output was blocked."""
+
+    artifact: Any  # str, PIL image, or None
+    verdict: str  # allow | flag | redact | block
+    scores: list[dict[str, Any]]
+    record_id: str
+    index: int
+    inclusion_proof: InclusionProof
+    signature: dict[str, Any] | None  # DSSE envelope (text) or C2PA manifest summary (images)
+    media_type: str
+    watermark: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 1
+    file_bytes: bytes | None = None  # the signed image file (C2PA manifest embedded)
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "block"
+
+    @property
+    def text(self) -> str:
+        if not isinstance(self.artifact, str):
+            raise TypeError("this result holds no text" if self.artifact is None else "this result is an image")
+        return self.artifact
+
+
+@dataclass
+class _Decision:
+    """The outcome of one stage for one item."""
+
+    action: Action = Action.allow
+    violations: list[tuple[DetectorRule, list[str]]] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def escalate(self, action: Action) -> None:
+        if action.severity > self.action.severity:
+            self.action = action
+
+
+class Guard:
+    """Runs generators behind a policy, and marks, signs and logs every output.
+
+    ``policy`` is a shipped policy name, a path, or a loaded ``Policy``. ``log`` is a ``ProvenanceLog``, a URL or
+    a path (default: the policy's log, else ``$GUARD_HOME/provenance.db``). ``keys`` is a ``KeyStore`` or folder.
+    ``content_signer`` replaces the local signer key, e.g. with a KMS-backed signer.
+    """
+
+    def __init__(
+        self,
+        policy: str | Path | Policy = "default",
+        *,
+        log: ProvenanceLog | str | Path | None = None,
+        keys: KeyStore | str | Path | None = None,
+        content_signer: ContentSigner | None = None,
+    ) -> None:
+        self.policy = load(policy)
+        self.keys = keys if isinstance(keys, KeyStore) else KeyStore(keys)
+        self.log = log if isinstance(log, ProvenanceLog) else ProvenanceLog(log or self.policy.log.url)
+        self._content_signer = content_signer
+
+    @property
+    def content_signer(self) -> ContentSigner:
+        if self._content_signer is None:
+            self._content_signer = self.keys.content_signer()
+        return self._content_signer
+
+    def wrap(self, generator: Generator | Callable[..., Any]) -> "Guarded":
+        """Guard a generator backend or any function ``prompt -> str | PIL image``. Usable as a decorator."""
+        if not isinstance(generator, Generator):
+            generator = CallableGenerator(generator)
+        return Guarded(self, generator)
+
+    # -- the pipeline ------------------------------------------------------------------------------------
+
+    def run(self, generator: Generator, prompts: list[str], **params: Any) -> list[GuardedResult]:
+        """Run a batch of prompts through every stage; returns one result per prompt, in order."""
+        policy = self.policy
+        prompt_decisions = self._check("prompt", policy.stages.prompt, prompts)
+        prompts = [self._redact_if(d, p, policy.stages.prompt) for d, p in zip(prompt_decisions, prompts)]
+
+        records: list[ProvenanceRecord] = []
+        outputs: list[tuple[ProvenanceRecord, Any, Generation | None]] = []
+        to_generate = [i for i, d in enumerate(prompt_decisions) if d.action is not Action.block]
+        finals: dict[int, tuple[ProvenanceRecord, Any]] = {}
+
+        for i, d in enumerate(prompt_decisions):
+            if d.action is Action.block:
+                rec = self._record(generator, prompts[i], None, None, d, _Decision(), params)
+                finals[i] = (rec, None)
+
+        parents: dict[int, ProvenanceRecord] = {}
+        attempt = 1
+        max_attempts = max((r.max_attempts for r in policy.stages.output if r.action is Action.regenerate), default=1)
+        while to_generate:
+            generations = generator.generate([prompts[i] for i in to_generate], hooks=self._hooks(generator), **params)
+            decisions = self._check("output", policy.stages.output, [g.content for g in generations])
+            retry = []
+            for i, gen, d in zip(to_generate, generations, decisions):
+                content = gen.content
+                if d.action is Action.redact:
+                    content = self._redact(d, content)
+                    if content is None:
+                        d.escalate(Action.block)
+                rec = self._record(generator, prompts[i], gen, content, prompt_decisions[i], d, params,
+                                   attempt=attempt, parent=parents.get(i))
+                if d.action is Action.regenerate and attempt < max_attempts:
+                    rec.verdict = "block"
+                    rec.actions.append("regenerate")
+                    records.append(rec)
+                    parents[i] = rec
+                    retry.append(i)
+                    continue
+                if d.action is Action.regenerate:  # out of attempts
+                    rec.verdict = "block"
+                    rec.actions.append(f"regenerate: gave up after {attempt} attempts")
+                finals[i] = (rec, None if rec.verdict == "block" else content)
+            to_generate, attempt = retry, attempt + 1
+
+        results_meta = {}
+        for i in sorted(finals):
+            rec, content = finals[i]
+            signature, file_bytes, content = self._mark_and_sign(generator, rec, content)
+            results_meta[i] = (signature, file_bytes, content)
+            records.append(rec)
+
+        entries = self.log.append_batch(records)
+        self._maybe_checkpoint(entries)
+        by_id = {e.record_id: e for e in entries}
+        results = []
+        for i in range(len(prompts)):
+            rec, _ = finals[i]
+            signature, file_bytes, content = results_meta[i]
+            entry = by_id[rec.record_id]
+            results.append(GuardedResult(
+                artifact=content,
+                verdict=rec.verdict,
+                scores=rec.scores,
+                record_id=rec.record_id,
+                index=entry.index,
+                inclusion_proof=self.log.inclusion_proof(entry.index, entry.tree_size),
+                signature=signature,
+                media_type=rec.media_type,
+                watermark=rec.watermark,
+                errors=rec.errors,
+                attempts=rec.attempt,
+                file_bytes=file_bytes,
+            ))
+        return results
+
+    # -- stages ------------------------------------------------------------------------------------------
+
+    def _check(self, stage: str, rules: list[DetectorRule], items: list[Any]) -> list[_Decision]:
+        decisions = [_Decision() for _ in items]
+        if not items:
+            return decisions
+        for rule in rules:
+            try:
+                detector = detection.create(rule.detector, rule.options)
+                if not _accepts(detector, items[0]):
+                    continue
+                batch = detector.score(list(items))
+            except GuardError:
+                raise
+            except Exception as exc:  # a detector failing is a policy matter: fail closed or open
+                for d in decisions:
+                    d.errors.append({"detector": rule.detector, "stage": stage, "error": _one_line(exc)})
+                    d.escalate(Action.block if rule.fail == "closed" else Action.flag)
+                continue
+            for d, scores in zip(decisions, batch):
+                d.scores += [{**s.to_dict(), "stage": stage} for s in scores]
+                hit = _violations(rule, scores)
+                if hit:
+                    d.violations.append((rule, hit))
+                    d.escalate(rule.action)
+        return decisions
+
+    def _redact_if(self, decision: _Decision, prompt: str, rules: list[DetectorRule]) -> str:
+        if decision.action is not Action.redact:
+            return prompt
+        redacted = self._redact(decision, prompt)
+        if redacted is None:
+            decision.escalate(Action.block)
+            return prompt
+        return redacted
+
+    def _redact(self, decision: _Decision, content: Any) -> str | None:
+        """Replace the sentences that violate a redacting rule; None when the violation cannot be localised
+        (an image, or no single sentence crosses the threshold), which the caller turns into a block."""
+        if not isinstance(content, str):
+            return None
+        rules = [rule for rule, _ in decision.violations if rule.action is Action.redact]
+        sentences = _SENTENCE_END.split(content)
+        bad = [False] * len(sentences)
+        for rule in rules:
+            for k, scores in enumerate(detection.create(rule.detector, rule.options).score(sentences)):
+                bad[k] = bad[k] or bool(_violations(rule, scores))
+        if not any(bad):
+            return None
+        return " ".join(REDACTION if b else s for s, b in zip(sentences, bad))
+
+    def _hooks(self, generator: Generator) -> dict[str, Any]:
+        hooks: dict[str, Any] = {}
+        if "text_watermark" in generator.hook_names and self.policy.watermark.text.enabled:
+            from guard.watermark.text import generation_config
+
+            hooks["text_watermark"] = generation_config(self.policy.watermark.text, self.keys.watermark_secret())
+        return hooks
+
+    # -- records, marks, signatures ---------------------------------------------------------------------
+
+    def _record(
+        self,
+        generator: Generator,
+        prompt: str,
+        generation: Generation | None,
+        content: Any,
+        prompt_decision: _Decision,
+        output_decision: _Decision,
+        params: dict[str, Any],
+        *,
+        attempt: int = 1,
+        parent: ProvenanceRecord | None = None,
+    ) -> ProvenanceRecord:
+        final = Action.block if prompt_decision.action is Action.block else output_decision.action
+        flagged = Action.flag in (prompt_decision.action, output_decision.action)
+        verdict = {Action.block: "block", Action.redact: "redact"}.get(final, "flag" if flagged else "allow")
+        if final is Action.regenerate:
+            verdict = "block"
+        modality = generator.modality if generation is None else ("image" if artifacts.is_image(generation.content)
+                                                                   else "text")
+        rec = ProvenanceRecord(
+            media_type="image/png" if modality == "image" else artifacts.TEXT_MEDIA_TYPE,
+            generator=generator.info.to_dict(),
+            verdict=verdict,
+            policy={"name": self.policy.name, "sha256": self.policy.sha256},
+            artifact=artifacts.digest(content if content is not None else generation.content) if generation else None,
+            params=dict(generation.params) if generation else dict(params),
+            scores=prompt_decision.scores + output_decision.scores,
+            errors=prompt_decision.errors + output_decision.errors,
+            actions=[f"{stage}:{a.value}" for stage, a in (("prompt", prompt_decision.action),
+                                                            ("output", output_decision.action)) if a is not Action.allow],
+            attempt=attempt,
+            parent=parent.record_id if parent else None,
+        )
+        storage = self.policy.prompt_storage
+        rec.prompt = {"storage": storage}
+        if storage == "plain":
+            rec.private["prompt"] = prompt
+        elif storage == "hash":
+            rec.prompt["hmac_sha256"] = self.log.prompt_digest(prompt)
+        if generation is not None and generation.watermarked:
+            cfg = self.policy.watermark.text
+            rec.watermark = {"scheme": "kgw-transformers", "key_id": self.keys.watermark_key_id(),
+                             "greenlist_ratio": cfg.greenlist_ratio, "bias": cfg.bias,
+                             "seeding_scheme": cfg.seeding_scheme, "context_width": cfg.context_width}
+        return rec
+
+    def _mark_and_sign(self, generator: Generator, rec: ProvenanceRecord, content: Any):
+        """Watermark (images), then sign; returns (signature, signed file bytes, content handed back)."""
+        if content is None:
+            return None, None, None
+        if isinstance(content, str):
+            if self.policy.signing.text == "none":
+                return None, None, content
+            from guard.signing import dsse
+
+            statement = dsse.statement(rec.artifact["sha256"], f"output-{rec.record_id}.txt", rec.statement_dict())
+            envelope = dsse.sign(statement, self.content_signer)
+            rec.signature = {"type": "dsse", "envelope_sha256": dsse.envelope_digest(envelope),
+                             "keyid": envelope["signatures"][0]["keyid"]}
+            return envelope, None, content
+        return self._mark_and_sign_image(generator, rec, content)
+
+    def _mark_and_sign_image(self, generator: Generator, rec: ProvenanceRecord, image):
+        from guard.images import finalize_image
+
+        return finalize_image(self, generator, rec, image)
+
+    def _maybe_checkpoint(self, entries: list[LogEntry]) -> None:
+        if not entries:
+            return
+        every = self.policy.log.checkpoint_every
+        before, after = entries[0].index, entries[-1].tree_size
+        if before // every != after // every or (after < every and before == 0):
+            self.log.checkpoint(self.keys.log_private_key())
+
+
+class Guarded:
+    """A guarded generator: call it with a prompt, ``batch`` for many, ``agenerate`` from async code."""
+
+    def __init__(self, guard: Guard, generator: Generator) -> None:
+        self.guard = guard
+        self.generator = generator
+        self.__wrapped__ = getattr(generator, "fn", generator)
+
+    def __call__(self, prompt: str, **params: Any) -> GuardedResult:
+        return self.guard.run(self.generator, [prompt], **params)[0]
+
+    def batch(self, prompts: list[str], **params: Any) -> list[GuardedResult]:
+        return self.guard.run(self.generator, list(prompts), **params)
+
+    async def agenerate(self, prompt: str, **params: Any) -> GuardedResult:
+        """Run the pipeline in a worker thread so a server's event loop keeps serving."""
+        return await asyncio.to_thread(self.__call__, prompt, **params)
+
+
+def _accepts(detector, item: Any) -> bool:
+    modality = "image" if artifacts.is_image(item) else "text"
+    return modality in detector.modalities
+
+
+def _violations(rule: DetectorRule, scores: list[Score]) -> list[str]:
+    return [s.label for s in scores if s.label in rule.thresholds and s.value >= rule.thresholds[s.label]]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,212 @@
+"""Policies: YAML files validated into typed, frozen objects.
+
+A policy says which detectors run at which stage, the threshold per label, what to do on a violation, what to
+do when a detector itself fails, which marks and signatures to apply, where the log lives and what of the
+prompt is stored. A policy is named (a file shipped in ``policies/``) or given by path. Errors name the file,
+the line and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from guard.errors import PolicyError
+
+
+class Action(str, Enum):
+    """What happens to an output that crosses a threshold, from mildest to most severe."""
+
+    allow = "allow"
+    flag = "flag"
+    redact = "redact"
+    regenerate = "regenerate"
+    block = "block"
+
+    @property
+    def severity(self) -> int:
+        return list(Action).index(self)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorRule(_Strict):
+    """One detector at one stage: thresholds per label, the action on violation and on failure."""
+
+    detector: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    action: Action = Action.flag
+    max_attempts: int = Field(default=3, ge=1, le=20)  # for ``regenerate``: total generations tried
+    fail: Literal["closed", "open"] = "closed"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for {label!r} must be between 0 and 1, got {threshold}")
+        return value
+
+
+class Stages(_Strict):
+    prompt: list[DetectorRule] = Field(default_factory=list)
+    output: list[DetectorRule] = Field(default_factory=list)
+
+    @field_validator("prompt")
+    @classmethod
+    def _no_regenerate_on_prompt(cls, rules: list[DetectorRule]) -> list[DetectorRule]:
+        for rule in rules:
+            if rule.action is Action.regenerate:
+                raise ValueError(f"{rule.detector}: a prompt cannot be regenerated; use block, redact or flag")
+        return rules
+
+
+class TextWatermark(_Strict):
+    """Kirchenbauer et al. green-list watermark, embedded while sampling (transformers ``WatermarkingConfig``)."""
+
+    enabled: bool = True
+    bias: float = Field(default=2.0, gt=0)
+    greenlist_ratio: float = Field(default=0.25, gt=0, lt=1)
+    seeding_scheme: Literal["lefthash", "selfhash"] = "lefthash"
+    context_width: int = Field(default=1, ge=1)
+    key_id: str = "default"
+    z_threshold: float = Field(default=4.0, gt=0)
+
+
+class ImageWatermark(_Strict):
+    enabled: bool = True
+    key_id: str = "default"
+    strength: float = Field(default=1.0, gt=0)
+
+
+class Watermark(_Strict):
+    text: TextWatermark = TextWatermark()
+    image: ImageWatermark = ImageWatermark()
+
+
+class Signing(_Strict):
+    text: Literal["dsse", "none"] = "dsse"
+    image: Literal["c2pa", "none"] = "c2pa"
+    timestamp_url: str | None = None  # C2PA time-stamp authority; none by default (no network calls)
+
+
+class LogSettings(_Strict):
+    url: str | None = None  # SQLAlchemy URL or a file path; default: $GUARD_HOME/provenance.db
+    checkpoint_every: int = Field(default=100, ge=1)  # sign a checkpoint after this many new records
+
+
+class Policy(_Strict):
+    name: str
+    description: str = ""
+    stages: Stages = Stages()
+    watermark: Watermark = Watermark()
+    signing: Signing = Signing()
+    log: LogSettings = LogSettings()
+    prompt_storage: Literal["plain", "hash", "none"] = "hash"
+    source: str = Field(default="<memory>", exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _known_detectors(self) -> "Policy":
+        from guard.detection import available
+
+        known = available()
+        for stage in ("prompt", "output"):
+            for rule in getattr(self.stages, stage):
+                if rule.detector not in known:
+                    raise ValueError(
+                        f"unknown detector {rule.detector!r} in stages.{stage} (known: {', '.join(sorted(known))})"
+                    )
+        return self
+
+
+def shipped() -> dict[str, Path]:
+    """Policies shipped with the toolkit, by name."""
+    return {Path(p.name).stem: Path(str(p)) for p in files("policies").iterdir() if p.name.endswith(".yaml")}
+
+
+def resolve(ref: str | Path) -> Path:
+    """A shipped policy name or a path to a policy file."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in str(ref):
+        if not path.is_file():
+            raise PolicyError(f"{path}: policy file not found")
+        return path
+    known = shipped()
+    if str(ref) not in known:
+        raise PolicyError(f"unknown policy {ref!r}: not a file, and not one of {', '.join(sorted(known))}")
+    return known[str(ref)]
+
+
+def load(ref: str | Path | Policy) -> Policy:
+    """Load and validate a policy by shipped name or path. Raises ``PolicyError`` naming file, line and field."""
+    if isinstance(ref, Policy):
+        return ref
+    path = resolve(ref)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse(text, source=str(path), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse(text: str, *, source: str = "<string>", sha256: str | None = None) -> Policy:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "unknown line"
+        raise PolicyError(f"{source}: {where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: line 1: a policy must be a mapping of fields")
+    lines = _line_map(node)
+    try:
+        return Policy.model_validate(
+            {**data, "source": source, "sha256": sha256 or hashlib.sha256(text.encode()).hexdigest()}
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _nearest_line(lines, loc)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        raise PolicyError(f"{source}: line {line}: {field}: {message}") from exc
+
+
+def _line_map(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
+    """Map each YAML path (keys and list indices) to its 1-based line."""
+    lines: dict[tuple, int] = {}
+    if node is None:
+        return lines
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            lines.update({k: v for k, v in _line_map(value, child).items() if k != child})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, (*path, i)))
+    return lines
+
+
+def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1

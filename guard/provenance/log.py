@@ -1,0 +1,509 @@
+"""The provenance log: append-only records in an RFC 6962 Merkle tree, stored through SQLAlchemy.
+
+Storage is SQLite (a file, WAL mode, ``synchronous=FULL``) by default and PostgreSQL for many writers; both use
+the same tables. Every record is a leaf; every complete, aligned interior node is stored when the leaf that
+closes it is appended, so inclusion and consistency proofs read O(log n) rows in one query and never the whole
+log. Appends are sequenced by one lock per log: ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, readers
+unaffected in WAL mode) and a transaction-scoped advisory lock on PostgreSQL. Inside the lock the writer reads
+the tree size, numbers its records, and commits records and nodes in one transaction, so indices are distinct
+and gap-free across threads and processes, and a crash loses only what was never acknowledged.
+
+Erasable personal data (``ProvenanceRecord.private``) lives in its own table next to a salted commitment in the
+leaf; erasing it removes the row and overwrites it on disk without touching any hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guard.errors import LogError
+from guard.provenance import merkle
+from guard.provenance.checkpoint import Checkpoint, SignedCheckpoint
+from guard.provenance.record import ProvenanceRecord, commitment
+
+PG_LOCK_KEY = 0x67756172  # "guar": the advisory lock that sequences appends on PostgreSQL
+
+
+def _tables():
+    from sqlalchemy import (BigInteger, Column, Integer, LargeBinary, MetaData, SmallInteger, String, Table,
+                            Text)
+
+    # INTEGER PRIMARY KEY makes the index SQLite's rowid: appends and range scans stay on the table's own B-tree.
+    index_type = BigInteger().with_variant(Integer, "sqlite")
+    md = MetaData()
+    Table("guard_meta", md, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+    Table(
+        "guard_records", md,
+        Column("idx", index_type, primary_key=True, autoincrement=False),
+        Column("record_id", String(32), nullable=False, unique=True),
+        Column("created_at", String(40), nullable=False, index=True),
+        Column("media_type", String(100), nullable=False),
+        Column("verdict", String(16), nullable=False, index=True),
+        Column("model_id", String(500), index=True),
+        Column("artifact_sha256", String(64), index=True),
+        Column("body", LargeBinary, nullable=False),
+        Column("leaf_hash", LargeBinary, nullable=False),
+    )
+    Table(
+        "guard_nodes", md,
+        Column("level", SmallInteger, primary_key=True, autoincrement=False),
+        Column("idx", BigInteger, primary_key=True, autoincrement=False),
+        Column("hash", LargeBinary, nullable=False),
+    )
+    Table(
+        "guard_private", md,
+        Column("idx", BigInteger, primary_key=True, autoincrement=False),
+        Column("field", String(64), primary_key=True),
+        Column("salt", LargeBinary, nullable=False),
+        Column("value", Text, nullable=False),
+    )
+    Table(
+        "guard_checkpoints", md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("tree_size", BigInteger, nullable=False),
+        Column("root_hash", LargeBinary, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("note", Text, nullable=False),
+    )
+    return md
+
+
+def normalize_url(ref: str | Path | None) -> str:
+    """A SQLAlchemy URL from a URL, a file path or nothing (the default log under ``$GUARD_HOME``)."""
+    from guard.keys import guard_home
+
+    if ref is None:
+        ref = guard_home() / "provenance.db"
+    text = str(ref)
+    if "://" not in text:
+        path = Path(text).expanduser().resolve()
+        if path.is_dir():
+            raise LogError(f"{path}: is a folder, expected a log file or database URL")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if text.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    return text
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """Where an appended record landed."""
+
+    index: int
+    record_id: str
+    leaf_hash: bytes
+    tree_size: int  # size of the tree right after this batch was appended
+    root: bytes  # root at that size
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: list[bytes]
+    root: bytes
+
+    def verify(self) -> None:
+        merkle.verify_inclusion(self.index, self.tree_size, self.leaf_hash, self.hashes, self.root)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "hashes": [h.hex() for h in self.hashes],
+            "root": self.root.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InclusionProof":
+        return cls(
+            index=int(data["index"]),
+            tree_size=int(data["tree_size"]),
+            leaf_hash=bytes.fromhex(data["leaf_hash"]),
+            hashes=[bytes.fromhex(h) for h in data["hashes"]],
+            root=bytes.fromhex(data["root"]),
+        )
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    index: int
+    record_id: str
+    body: bytes  # the canonical JSON leaf content
+    leaf_hash: bytes
+    private: dict[str, str] = field(default_factory=dict)  # erasable plaintext still held, by field
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+class ProvenanceLog:
+    """One log, addressed by a SQLAlchemy URL or a file path. Safe to share between threads."""
+
+    def __init__(self, url: str | Path | None = None) -> None:
+        from sqlalchemy import create_engine, event
+
+        self.url = normalize_url(url)
+        self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        try:
+            if self.dialect == "sqlite":
+                self.engine = create_engine(self.url, connect_args={"timeout": 60})
+                event.listen(self.engine, "connect", _sqlite_connect)
+                event.listen(self.engine, "begin", _sqlite_begin)
+            else:
+                self.engine = create_engine(self.url, pool_pre_ping=True)
+            self.tables = _tables()
+            self.tables.create_all(self.engine)
+        except Exception as exc:  # driver errors: unreachable server, unwritable file, bad URL
+            raise LogError(f"cannot open provenance log {_redact(self.url)}: {_first_line(exc)}") from exc
+        self._t = self.tables.tables
+        self._lock = threading.Lock()  # guards the in-memory frontier cache
+        self._frontier: tuple[int, bytes, merkle.Frontier] | None = None
+        self._meta = self._ensure_meta()
+
+    def __repr__(self) -> str:
+        return f"ProvenanceLog({_redact(self.url)!r})"
+
+    @property
+    def display_url(self) -> str:
+        return _redact(self.url)
+
+    # -- transactions ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self):
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(guard_write=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+                yield conn
+
+    @contextmanager
+    def _read(self):
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- metadata ----------------------------------------------------------------------------------------
+
+    def _ensure_meta(self) -> dict[str, str]:
+        from sqlalchemy import select
+
+        meta = self._t["guard_meta"]
+        with self._write() as conn:
+            values = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+            if "log_id" not in values:
+                log_id = secrets.token_hex(8)
+                values = {"log_id": log_id, "origin": f"genguard.log/{log_id}", "salt": secrets.token_hex(32)}
+                conn.execute(meta.insert(), [{"key": k, "value": v} for k, v in values.items()])
+        return values
+
+    @property
+    def log_id(self) -> str:
+        return self._meta["log_id"]
+
+    @property
+    def origin(self) -> str:
+        """The checkpoint origin line; also the name of the key that signs this log's checkpoints."""
+        return self._meta["origin"]
+
+    def prompt_digest(self, prompt: str) -> str:
+        """HMAC-SHA256 of a prompt under this log's secret salt: lets a reviewer ask "was this prompt used?"
+        without the log storing the prompt, and without a dictionary attack from outside the log."""
+        return hmac.new(bytes.fromhex(self._meta["salt"]), prompt.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # -- appending ---------------------------------------------------------------------------------------
+
+    def append(self, record: ProvenanceRecord) -> LogEntry:
+        return self.append_batch([record])[0]
+
+    def append_batch(self, records: Sequence[ProvenanceRecord]) -> list[LogEntry]:
+        """Append records in one transaction; they get consecutive indices. Returns once durable."""
+        if not records:
+            return []
+        t_rec, t_node, t_priv = self._t["guard_records"], self._t["guard_nodes"], self._t["guard_private"]
+        with self._write() as conn:
+            size = self._size(conn)
+            frontier = self._load_frontier(conn, size)
+            rows, nodes, private, staged = [], [], [], []
+            for offset, record in enumerate(records):
+                record.index = size + offset
+                salts = {name: secrets.token_bytes(16) for name in record.private}
+                record.commitments = {name: commitment(salts[name], value) for name, value in record.private.items()}
+                body = record.canonical_bytes()
+                leaf = merkle.leaf_hash(body)
+                rows.append({
+                    "idx": record.index,
+                    "record_id": record.record_id,
+                    "created_at": record.created_at,
+                    "media_type": record.media_type,
+                    "verdict": record.verdict,
+                    "model_id": (record.generator or {}).get("model_id"),
+                    "artifact_sha256": (record.artifact or {}).get("sha256"),
+                    "body": body,
+                    "leaf_hash": leaf,
+                })
+                private += [
+                    {"idx": record.index, "field": name, "salt": salts[name], "value": value}
+                    for name, value in record.private.items()
+                ]
+                nodes += [{"level": lv, "idx": i, "hash": h} for lv, i, h in frontier.append(leaf)]
+                staged.append((record.index, record.record_id, leaf))
+            conn.execute(t_rec.insert(), rows)
+            if nodes:
+                conn.execute(t_node.insert(), nodes)
+            if private:
+                conn.execute(t_priv.insert(), private)
+        root = frontier.root()
+        with self._lock:
+            self._frontier = (frontier.size, staged[-1][2], frontier)
+        return [LogEntry(i, rid, leaf, frontier.size, root) for i, rid, leaf in staged]
+
+    def _size(self, conn) -> int:
+        from sqlalchemy import func, select
+
+        t = self._t["guard_records"]
+        last = conn.execute(select(func.max(t.c.idx))).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def _load_frontier(self, conn, size: int) -> merkle.Frontier:
+        """The right edge of the tree at ``size``: from the cache when no other writer moved it, else O(log n) rows."""
+        from sqlalchemy import select
+
+        if size == 0:
+            return merkle.Frontier()
+        t = self._t["guard_records"]
+        last_leaf = conn.execute(select(t.c.leaf_hash).where(t.c.idx == size - 1)).scalar()
+        with self._lock:
+            cached = self._frontier
+        if cached and cached[0] == size and cached[1] == last_leaf:
+            f = cached[2]
+            return merkle.Frontier(f.size, f.hashes)
+        coords = merkle.Frontier.coordinates(size)
+        found = self._fetch_nodes(conn, coords)
+        return merkle.Frontier(size, [found[c] for c in coords])
+
+    def _fetch_nodes(self, conn, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Hashes of complete subtrees: level 0 from the records' leaf hashes, higher levels from stored nodes."""
+        from sqlalchemy import and_, or_, select, tuple_
+
+        coords = list(coords)
+        leaves = [i for lv, i in coords if lv == 0]
+        inner = [(lv, i) for lv, i in coords if lv > 0]
+        found: dict[tuple[int, int], bytes] = {}
+        t_rec, t_node = self._t["guard_records"], self._t["guard_nodes"]
+        if leaves:
+            for idx, h in conn.execute(select(t_rec.c.idx, t_rec.c.leaf_hash).where(t_rec.c.idx.in_(leaves))):
+                found[(0, int(idx))] = bytes(h)
+        if inner:
+            if self.dialect == "sqlite" and len(inner) > 400:
+                cond = or_(*[and_(t_node.c.level == lv, t_node.c.idx == i) for lv, i in inner])
+            else:
+                cond = tuple_(t_node.c.level, t_node.c.idx).in_(inner)
+            for lv, idx, h in conn.execute(select(t_node.c.level, t_node.c.idx, t_node.c.hash).where(cond)):
+                found[(int(lv), int(idx))] = bytes(h)
+        missing = [c for c in coords if c not in found]
+        if missing:
+            raise LogError(f"log storage is missing Merkle node(s) {missing[:3]}; run `guard log verify`")
+        return found
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self._read() as conn:
+            return self._size(conn)
+
+    def get(self, index: int) -> StoredRecord:
+        from sqlalchemy import select
+
+        t, p = self._t["guard_records"], self._t["guard_private"]
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash).where(t.c.idx == index)
+            ).first()
+            if row is None:
+                raise LogError(f"no record at index {index} (log size {self._size(conn)})")
+            private = dict(conn.execute(select(p.c.field, p.c.value).where(p.c.idx == index)).all())
+        return StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash), private)
+
+    def find(self, record_id: str) -> int | None:
+        from sqlalchemy import select
+
+        t = self._t["guard_records"]
+        with self._read() as conn:
+            idx = conn.execute(select(t.c.idx).where(t.c.record_id == record_id)).scalar()
+        return None if idx is None else int(idx)
+
+    def find_by_artifact(self, sha256_hex: str) -> list[int]:
+        from sqlalchemy import select
+
+        t = self._t["guard_records"]
+        with self._read() as conn:
+            return [int(i) for i in conn.execute(select(t.c.idx).where(t.c.artifact_sha256 == sha256_hex)).scalars()]
+
+    def iter_records(self, *, start: int = 0, stop: int | None = None, chunk: int = 2000) -> Iterator[StoredRecord]:
+        """Records in index order, read in chunks so memory stays bounded (private fields not included)."""
+        from sqlalchemy import select
+
+        t = self._t["guard_records"]
+        while True:
+            query = select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash).where(t.c.idx >= start)
+            if stop is not None:
+                query = query.where(t.c.idx < stop)
+            with self._read() as conn:
+                rows = conn.execute(query.order_by(t.c.idx).limit(chunk)).all()
+            for row in rows:
+                yield StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash))
+            if len(rows) < chunk:
+                return
+            start = int(rows[-1].idx) + 1
+
+    # -- proofs ------------------------------------------------------------------------------------------
+
+    def _with_nodes(self, conn, compute):
+        """Run a proof computation with every node it needs fetched in one query."""
+        found = self._fetch_nodes(conn, merkle.nodes_needed(compute))
+        return compute(lambda level, index: found[(level, index)])
+
+    def root(self, size: int | None = None) -> tuple[int, bytes]:
+        with self._read() as conn:
+            size = self._checked_size(conn, size)
+            return size, self._with_nodes(conn, lambda lookup: merkle.root(size, lookup))
+
+    def _checked_size(self, conn, size: int | None) -> int:
+        current = self._size(conn)
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise LogError(f"tree size {size} is outside the log (current size {current})")
+        return size
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        from sqlalchemy import select
+
+        t = self._t["guard_records"]
+        with self._read() as conn:
+            size = self._checked_size(conn, size)
+            if not 0 <= index < size:
+                raise LogError(f"index {index} is outside a tree of size {size}")
+            leaf = conn.execute(select(t.c.leaf_hash).where(t.c.idx == index)).scalar()
+            hashes, root = self._with_nodes(
+                conn, lambda lookup: (merkle.inclusion_proof(index, size, lookup), merkle.root(size, lookup))
+            )
+        return InclusionProof(index, size, bytes(leaf), hashes, root)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> tuple[int, bytes, list[bytes]]:
+        """Proof that the tree at ``size2`` (default: now) extends the tree at ``size1``: (size2, root2, hashes)."""
+        with self._read() as conn:
+            size2 = self._checked_size(conn, size2)
+            if not 0 < size1 <= size2:
+                raise LogError(f"no consistency proof from size {size1} to size {size2}")
+            return size2, *self._with_nodes(
+                conn, lambda lookup: (merkle.root(size2, lookup), merkle.consistency_proof(size1, size2, lookup))
+            )
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+
+    def checkpoint(self, private_key) -> SignedCheckpoint:
+        """Sign the current tree head with the log key and store it."""
+        from guard.provenance.record import utc_now
+
+        t = self._t["guard_checkpoints"]
+        with self._write() as conn:
+            size = self._size(conn)
+            root = self._with_nodes(conn, lambda lookup: merkle.root(size, lookup))
+            signed = Checkpoint(self.origin, size, root).sign(self.origin, private_key)
+            conn.execute(t.insert().values(tree_size=size, root_hash=root, created_at=utc_now(), note=signed.note))
+        return signed
+
+    def checkpoints(self) -> list[tuple[int, SignedCheckpoint | None, str]]:
+        """Every stored checkpoint as (id, parsed note or None when malformed, raw note)."""
+        from sqlalchemy import select
+
+        from guard.errors import VerificationError
+
+        t = self._t["guard_checkpoints"]
+        with self._read() as conn:
+            rows = conn.execute(select(t.c.id, t.c.note).order_by(t.c.id)).all()
+        out = []
+        for row in rows:
+            try:
+                out.append((int(row.id), SignedCheckpoint.from_text(row.note), row.note))
+            except VerificationError:
+                out.append((int(row.id), None, row.note))
+        return out
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        parsed = [c for _, c, _ in self.checkpoints() if c is not None]
+        return parsed[-1] if parsed else None
+
+    # -- erasure -----------------------------------------------------------------------------------------
+
+    def erase(self, index: int, field_name: str) -> bool:
+        """Erase one private field of one record (right to erasure). Leaves every hash untouched.
+
+        Returns False when there was nothing to erase. On SQLite, ``secure_delete`` overwrites the freed
+        bytes and the WAL is checkpointed and truncated; on PostgreSQL the table is vacuumed.
+        """
+        from sqlalchemy import text
+
+        p = self._t["guard_private"]
+        with self._write() as conn:
+            if self._size(conn) <= index or index < 0:
+                raise LogError(f"no record at index {index}")
+            deleted = conn.execute(p.delete().where((p.c.idx == index) & (p.c.field == field_name))).rowcount
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif self.dialect == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM guard_private"))
+        return bool(deleted)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # Let the "begin" hook decide how transactions start (the pysqlite driver would otherwise start them lazily).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA secure_delete=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # Writers take the write lock up front, so two appenders never read the same tree size.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("guard_write") else "BEGIN")
+
+
+def _redact(url: str) -> str:
+    """A URL safe to print: the password is hidden."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

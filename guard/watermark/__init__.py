@@ -1,0 +1,1 @@
+"""Watermarks embedded in outputs (text: at generation time; images: after generation) and their detectors."""

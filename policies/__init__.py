@@ -1,0 +1,1 @@
+"""Policies shipped with the toolkit; refer to them by file stem (``default``, ``strict``, ``demo``)."""
