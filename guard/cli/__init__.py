@@ -36,7 +36,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: run the app, turning every ``GuardError`` into one line on stderr and its exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the code of a typer.Exit here instead of raising
     except GuardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -52,3 +52,4 @@ def main() -> None:
             exc.show()
             sys.exit(2)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
