@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "guard.cli.log",
     "guard.cli.verify",
     "guard.cli.demo",
+    "guard.cli.policy",
 )
 
 app = typer.Typer(
