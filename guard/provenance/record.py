@@ -9,8 +9,11 @@ while every leaf hash, and the log's verification, stays intact.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, NewType
 
@@ -64,12 +67,11 @@ class ProvenanceRecord:
 
     def leaf_dict(self) -> dict[str, Any]:
         """The record as it enters the tree: everything but the erasable plaintext."""
-        data = asdict(self)
-        data.pop("private")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "private"}
         return {"schema": SCHEMA, **data}
 
     def canonical_bytes(self) -> bytes:
-        return rfc8785.dumps(self.leaf_dict())
+        return canonical(self.leaf_dict())
 
     def statement_dict(self) -> dict[str, Any]:
         """What a signature covers: the leaf content minus what only the log knows (index, signature)."""
@@ -80,4 +82,80 @@ class ProvenanceRecord:
 
 
 def canonical(data: Any) -> bytes:
-    return rfc8785.dumps(data)
+    """RFC 8785 (JCS) bytes of ``data``.
+
+    The ``rfc8785`` package is the reference, but it is pure Python and was 80% of the cost of an append. Here the
+    standard library's C encoder writes the JSON (its key sorting, separators and string escaping already match
+    JCS when keys are ASCII), and floats, which Python and ECMAScript print differently, are swapped for tokens
+    and written in ECMAScript form afterwards. Anything outside that (non-ASCII keys, integers beyond 2**53,
+    non-JSON types) goes to ``rfc8785``. A test checks both paths against the reference on random data.
+    """
+    floats: list[str] = []
+    try:
+        prepared = _prepare(data, floats)
+    except _NeedsReference:
+        return rfc8785.dumps(data)
+    text = json.dumps(prepared, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if floats:
+        text = _FLOAT_TOKEN.sub(lambda m: floats[int(m.group(1))], text)
+    return text.encode("utf-8")
+
+
+class _NeedsReference(Exception):
+    pass
+
+
+# Floats become the string "\0<nonce><n>\0" while encoding; the random nonce keeps user data from forging one.
+_NONCE = secrets.token_hex(16)
+_FLOAT_TOKEN = re.compile(r'"\\u0000' + _NONCE + r'(\d+)\\u0000"')
+
+
+def _prepare(value: Any, floats: list[str]) -> Any:
+    """A copy of ``value`` with floats replaced by tokens; leaves (the common case) are handled inline."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii():
+                raise _NeedsReference
+            t = type(v)
+            out[k] = v if (t is str or v is None or t is bool) else _prepare(v, floats)
+        return out
+    if kind is list or kind is tuple:
+        return [v if type(v) is str else _prepare(v, floats) for v in value]
+    if kind is float:
+        floats.append(_es_number(value))
+        return f"\0{_NONCE}{len(floats) - 1}\0"
+    if kind is int:
+        if -(2**53) < value < 2**53:
+            return value
+        raise _NeedsReference
+    if kind is str or kind is bool or value is None:
+        return value
+    raise _NeedsReference
+
+
+def _es_number(x: float) -> str:
+    """ECMAScript Number::toString of a finite double, which JCS mandates."""
+    if not math.isfinite(x):
+        raise _NeedsReference  # the reference raises the proper error
+    if x == 0:
+        return "0"
+    sign, text = ("-", repr(-x)) if x < 0 else ("", repr(x))
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    all_digits = whole + frac
+    stripped = all_digits.lstrip("0")
+    point = len(whole) + (int(exp) if exp else 0) - (len(all_digits) - len(stripped))
+    digits = stripped.rstrip("0")
+    k, n = len(digits), point
+    if k <= n <= 21:
+        out = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        out = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        out = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e > 0 else "e-") + str(abs(e))
+    return sign + out

