@@ -93,7 +93,9 @@ def run_cli(*args: str) -> CliResult:
     """Run ``guard`` in-process through its real entry point (error handling and exit codes included)."""
     from guard.cli import main
 
-    out, err = io.StringIO(), io.StringIO()
+    # Text streams over bytes, like real stdout/stderr (commands that write binary use ``.buffer``).
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     old_argv = sys.argv
     sys.argv = ["guard", *map(str, args)]
     code = 0
@@ -104,7 +106,7 @@ def run_cli(*args: str) -> CliResult:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = old_argv
-    return CliResult(code, out.getvalue(), err.getvalue())
+    return CliResult(code, out.buffer.getvalue().decode(), err.buffer.getvalue().decode())
 
 
 @pytest.fixture
