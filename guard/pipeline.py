@@ -149,20 +149,21 @@ class Guard:
                 finals[i] = (rec, None if rec.verdict == "block" else content)
             to_generate, attempt = retry, attempt + 1
 
-        results_meta = {}
-        for i in sorted(finals):
-            rec, content = finals[i]
-            signature, file_bytes, content = self._mark_and_sign(generator, rec, content)
-            results_meta[i] = (signature, file_bytes, content)
-            records.append(rec)
+        return self._commit(generator, records, [finals[i] for i in range(len(prompts))])
 
-        entries = self.log.append_batch(records)
+    def _commit(
+        self,
+        generator: Generator,
+        superseded: list[ProvenanceRecord],
+        finals: list[tuple[ProvenanceRecord, Any]],
+    ) -> list[GuardedResult]:
+        """Mark and sign what is handed back, log every attempt in one transaction, and build the results."""
+        marked = [self._mark_and_sign(generator, rec, content) for rec, content in finals]
+        entries = self.log.append_batch(superseded + [rec for rec, _ in finals])
         self._maybe_checkpoint(entries)
         by_id = {e.record_id: e for e in entries}
         results = []
-        for i in range(len(prompts)):
-            rec, _ = finals[i]
-            signature, file_bytes, content = results_meta[i]
+        for (rec, _), (signature, file_bytes, content) in zip(finals, marked):
             entry = by_id[rec.record_id]
             results.append(GuardedResult(
                 artifact=content,
@@ -179,6 +180,11 @@ class Guard:
                 file_bytes=file_bytes,
             ))
         return results
+
+    def stream(self, generator: Generator, prompt: str, *, check_every: int = 8, window: int = 2000,
+               **params: Any) -> "GuardedStream":
+        """Stream a text generation; see ``GuardedStream``."""
+        return GuardedStream(self, generator, prompt, check_every=check_every, window=window, params=params)
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -335,6 +341,75 @@ class Guarded:
     async def agenerate(self, prompt: str, **params: Any) -> GuardedResult:
         """Run the pipeline in a worker thread so a server's event loop keeps serving."""
         return await asyncio.to_thread(self.__call__, prompt, **params)
+
+    def stream(self, prompt: str, *, check_every: int = 8, window: int = 2000, **params: Any) -> "GuardedStream":
+        """Yield text as it is generated, checked every ``check_every`` pieces; see ``GuardedStream``."""
+        return self.guard.stream(self.generator, prompt, check_every=check_every, window=window, **params)
+
+
+class GuardedStream:
+    """A streamed text generation behind the policy.
+
+    Pieces are held back until the output checks have passed on the text that contains them: every
+    ``check_every`` pieces the output detectors score the last ``window`` characters, and the held pieces are
+    released only if nothing crosses a threshold whose action is block, regenerate or redact. When a check fails,
+    generation stops and the stream ends; nothing unchecked has been shown. At the end the whole text is checked,
+    signed and logged like any other output, and ``result`` holds the ``GuardedResult`` (``artifact`` is None when
+    the stream was stopped). A stream cannot be regenerated or redacted after the fact: those actions block.
+    """
+
+    STOPPING = (Action.block, Action.regenerate, Action.redact)
+
+    def __init__(self, guard: Guard, generator: Generator, prompt: str, *, check_every: int, window: int,
+                 params: dict[str, Any]) -> None:
+        if not hasattr(generator, "stream"):
+            raise GuardError(f"{generator.info.model_id} cannot stream; call it without .stream()")
+        self.guard, self.generator, self.prompt = guard, generator, prompt
+        self.check_every, self.window, self.params = max(1, check_every), max(1, window), params
+        self.result: GuardedResult | None = None
+        self.stopped = False
+        self._pieces = self._run()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def _run(self) -> Iterator[str]:
+        guard, policy = self.guard, self.guard.policy
+        prompt_decision = guard._check("prompt", policy.stages.prompt, [self.prompt])[0]
+        prompt = guard._redact_if(prompt_decision, self.prompt, policy.stages.prompt)
+        if prompt_decision.action is Action.block:
+            rec = guard._record(self.generator, prompt, None, None, prompt_decision, _Decision(), self.params)
+            self.result = guard._commit(self.generator, [], [(rec, None)])[0]
+            return
+        source = self.generator.stream(prompt, hooks=guard._hooks(self.generator), **self.params)
+        held: list[str] = []
+        try:
+            for count, piece in enumerate(source, start=1):
+                held.append(piece)
+                if count % self.check_every:
+                    continue
+                window = source.text[-self.window:]
+                if guard._check("output", policy.stages.output, [window])[0].action in self.STOPPING:
+                    self.stopped = True
+                    break
+                yield from held
+                held = []
+        finally:
+            source.close()
+        text = source.text
+        final = guard._check("output", policy.stages.output, [text])[0]
+        if self.stopped or final.action in self.STOPPING:
+            final.escalate(Action.block)
+        generation = Generation(content=text, params=source.params, watermarked=source.watermarked)
+        rec = guard._record(self.generator, prompt, generation, text, prompt_decision, final, self.params)
+        if self.stopped:
+            rec.actions.append("stream stopped by an output check")
+        if rec.verdict != "block":
+            yield from held
+        self.result = guard._commit(self.generator, [], [(rec, None if rec.verdict == "block" else text)])[0]
 
 
 def _accepts(detector, item: Any) -> bool:
