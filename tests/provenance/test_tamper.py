@@ -147,3 +147,12 @@ def test_tampering_is_detected(full_log, keys, cli, tamper):
         assert report["first_bad_index"] == bad_index, report["problems"]
     if bad_checkpoint is not None:
         assert report["first_bad_checkpoint"] == bad_checkpoint, report["problems"]
+
+
+@pytest.mark.parametrize("tamper", [modify_record_byte, reorder_records, delete_record], ids=lambda f: f.__name__)
+def test_worker_processes_find_the_same_first_bad_index(full_log, keys, tamper):
+    from guard.provenance.verify import verify_log
+
+    bad_index, _ = tamper(full_log, keys)
+    report = verify_log(full_log, keys.log_public_key(), workers=2, chunk=128)
+    assert not report.ok and report.first_bad_index == bad_index, report.problems
