@@ -1,0 +1,306 @@
+"""Text generation with any transformers causal LM, by hub id or local folder, on CPU or CUDA.
+
+The guard hands in a watermark through ``hooks["text_watermark"]`` (a transformers ``WatermarkingConfig``); it is
+passed to ``generate`` so the green-list bias is applied while sampling, after every other logits processor.
+Each output records the sampling parameters and the seed, and ``info`` pins the model by revision and by a
+hash of its weights files, so a provenance record names exactly what produced the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from generators.base import Generation, Generator, GeneratorInfo
+
+# Sampling parameters recorded with every output. Their defaults are the model's own generation config (what
+# its authors recommend), then the constructor's ``params``, then the call's.
+RECORDED_PARAMS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
+
+
+class TransformersText(Generator):
+    """A causal LM behind the ``Generator`` interface.
+
+    ``model`` is a hub id or a local folder; ``revision`` pins a hub revision. ``device`` is ``auto`` (CUDA when
+    available), ``cpu`` or ``cuda[:N]``; ``dtype`` is passed to ``from_pretrained`` (e.g. ``bfloat16``).
+    Prompts go through the tokenizer's chat template when it has one (``chat_template=False`` turns that off).
+    ``batch_size`` bounds how many prompts are generated together (left-padded). ``params`` sets defaults for
+    the sampling parameters; a call's own parameters override them.
+    """
+
+    modality = "text"
+    hook_names: ClassVar[frozenset[str]] = frozenset({"text_watermark"})
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        dtype: str | None = None,
+        chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        batch_size: int = 8,
+        local_files_only: bool = False,
+        hash_weights: bool = True,
+        **params: Any,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model_name = str(model)
+        self.revision = revision
+        self.device = device
+        self.dtype = dtype
+        self.chat_template = chat_template
+        self.system_prompt = system_prompt
+        self.batch_size = batch_size
+        self.local_files_only = local_files_only
+        self.hash_weights = hash_weights
+        self.default_params = params
+        self._model = None
+        self._tokenizer = None
+        self._info: GeneratorInfo | None = None
+        self._lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kwargs: dict[str, Any] = {"revision": self.revision, "local_files_only": self.local_files_only}
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
+            if self.dtype:
+                kwargs["dtype"] = getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
+            model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs)
+            device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+            model.to(device).eval()
+            tokenizer.padding_side = "left"  # decoder-only models continue from the last position
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            commit = getattr(model.config, "_commit_hash", None)
+            local = Path(self.model_name).is_dir()
+            folder = Path(self.model_name) if local else _snapshot_folder(self.model_name, commit)
+            self._info = GeneratorInfo(
+                name="transformers",
+                model_id=self.model_name,
+                revision=None if local else commit,
+                weights_sha256=_weights_sha256(folder) if folder and self.hash_weights else None,
+            )
+            self._model, self._tokenizer = model, tokenizer
+
+    @property
+    def model(self):
+        self._load()
+        return self._model
+
+    @property
+    def tokenizer(self):
+        """The tokenizer, as watermark detection needs it (left padding, pad token set)."""
+        self._load()
+        return self._tokenizer
+
+    @property
+    def config(self):
+        """The model config, as watermark detection needs it (vocabulary size, BOS token)."""
+        return self.model.config
+
+    @property
+    def info(self) -> GeneratorInfo:
+        self._load()
+        assert self._info is not None
+        return self._info
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    def _uses_chat_template(self) -> bool:
+        has = getattr(self.tokenizer, "chat_template", None) is not None
+        if self.chat_template and not has:
+            raise ValueError(f"{self.model_name}: chat_template=True but the tokenizer has no chat template")
+        return has if self.chat_template is None else bool(self.chat_template)
+
+    def _prompt_text(self, prompt: str, chat: bool) -> str:
+        if not chat:
+            return prompt
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, prompts: list[str], chat: bool):
+        texts = [self._prompt_text(p, chat) for p in prompts]
+        # A rendered chat template already holds its special tokens; a plain prompt gets the tokenizer's own.
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+        return {k: v.to(self.model.device) for k, v in enc.items()}
+
+    def _model_defaults(self) -> dict[str, Any]:
+        """The values ``generate`` would use for the recorded parameters: the model's generation config, else
+        transformers' global defaults; except that we sample and allow 128 new tokens unless the model says."""
+        from transformers import GenerationConfig
+
+        config = self.model.generation_config
+        fallback = {**getattr(GenerationConfig, "_get_default_generation_params", dict)(),
+                    "do_sample": True, "max_new_tokens": 128}
+        values = {k: getattr(config, k, None) for k in RECORDED_PARAMS}
+        return {k: fallback.get(k) if v is None else v for k, v in values.items()}
+
+    def _resolve(self, hooks: dict[str, Any] | None, params: dict[str, Any]):
+        """Effective parameters (recorded), the kwargs for ``generate`` and whether a watermark is applied."""
+        merged = {**self._model_defaults(), **self.default_params, **params}
+        if merged.get("seed") is None:
+            merged["seed"] = secrets.randbelow(2**31)
+        merged["chat_template"] = self._uses_chat_template()
+        watermark = (hooks or {}).get("text_watermark")
+        gen_kwargs = {k: v for k, v in merged.items() if k not in ("seed", "chat_template")}
+        gen_kwargs["pad_token_id"] = self.tokenizer.pad_token_id
+        if watermark is not None:
+            gen_kwargs["watermarking_config"] = watermark
+        return merged, gen_kwargs, watermark is not None
+
+    def generate(
+        self, prompts: list[str], *, hooks: dict[str, Any] | None = None, **params: Any
+    ) -> list[Generation]:
+        """One ``Generation`` per prompt; ``params`` are sampling parameters (``max_new_tokens``, ``temperature``,
+        ``top_p``, ``top_k``, ``do_sample``, ``seed``, …) plus ``batch_size``. Outputs are reproducible given
+        the seed and the same batch (same prompts, same order), device and library versions."""
+        import torch
+
+        batch_size = int(params.pop("batch_size", self.batch_size))
+        merged, gen_kwargs, watermarked = self._resolve(hooks, params)
+        out: list[Generation] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            enc = self._encode(chunk, merged["chat_template"])
+            with _seeded(merged["seed"], self.model.device), torch.inference_mode():
+                ids = self.model.generate(**enc, **gen_kwargs)
+            texts = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            batch = {"size": len(chunk), "index": start // batch_size}
+            out += [Generation(content=t, params={**merged, "batch": batch}, watermarked=watermarked) for t in texts]
+        return out
+
+    def stream(self, prompt: str, hooks: dict[str, Any] | None = None, **params: Any) -> TextStream:
+        """Yield text pieces as they are sampled (generation runs in a thread). The returned ``TextStream``
+        carries the recorded ``params`` and ``watermarked``; closing it early stops generation."""
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        merged, gen_kwargs, watermarked = self._resolve(hooks, params)
+        enc = self._encode([prompt], merged["chat_template"])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(stop)])
+        return TextStream(self, enc, gen_kwargs, merged, watermarked, streamer, stop)
+
+
+class TextStream(Iterator[str]):
+    """Text pieces of one streamed generation. ``params``/``watermarked`` are known before the first piece;
+    ``text`` is everything yielded so far. ``close()`` (or leaving a ``with`` block) stops the model early."""
+
+    def __init__(self, gen: TransformersText, enc, gen_kwargs, params, watermarked, streamer, stop) -> None:
+        self.params: dict[str, Any] = {**params, "batch": {"size": 1, "index": 0}}
+        self.watermarked: bool = watermarked
+        self.text = ""
+        self._done = False
+        self._streamer = streamer
+        self._stop = stop
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(gen, enc, gen_kwargs), daemon=True)
+        self._thread.start()
+
+    def _run(self, gen: TransformersText, enc, gen_kwargs) -> None:
+        import torch
+
+        try:
+            with _seeded(self.params["seed"], gen.model.device), torch.inference_mode():
+                gen.model.generate(**enc, **gen_kwargs, streamer=self._streamer)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            self._error = exc
+            self._streamer.end()
+
+    def __next__(self) -> str:
+        try:
+            piece = next(self._streamer)
+        except StopIteration:
+            self._done = True
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+            raise
+        self.text += piece
+        return piece
+
+    def close(self) -> None:
+        """Stop sampling at the next token and wait for the generation thread to finish."""
+        self._stop.set()
+        if not self._done:
+            for _ in self._streamer:  # runs until generation notices the stop and ends the stream
+                pass
+            self._done = True
+        self._thread.join()
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _StopOnEvent:
+    """A stopping criterion that ends generation once ``event`` is set (the consumer closed the stream)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _seeded:
+    """Seed torch's RNG (CPU and the model's GPU) for one generation, restoring the caller's RNG state after."""
+
+    def __init__(self, seed: int, device) -> None:
+        self.seed, self.device = seed, device
+
+    def __enter__(self) -> None:
+        import torch
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        self._fork = torch.random.fork_rng(devices=devices)
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fork.__exit__(*exc)
+
+
+def _snapshot_folder(name: str, commit: str | None) -> Path | None:
+    """The hub-cache snapshot folder for ``name`` at ``commit`` (None when it cannot be found offline)."""
+    if not commit:
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, revision=commit, local_files_only=True))
+    except Exception:  # noqa: BLE001 - an unreadable cache only costs the hash, not the model
+        return None
+
+
+def _weights_sha256(folder: Path) -> str | None:
+    """SHA-256 over the weights files ``from_pretrained`` reads: every ``*.safetensors`` if any, else ``*.bin``,
+    streamed in name order (for one file it equals ``sha256sum``)."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
