@@ -281,6 +281,11 @@ class Guard:
             attempt=attempt,
             parent=parent.record_id if parent else None,
         )
+        if isinstance(content, str):
+            from guard.bias.logged import bias_signals
+
+            # The text never enters the log, so the signals a later bias audit needs are kept now.
+            rec.extra["bias"] = bias_signals(content, output_decision.scores)
         storage = self.policy.prompt_storage
         rec.prompt = {"storage": storage}
         if storage == "plain":

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from guard.bias.settings import BiasPolicy
 from guard.errors import PolicyError
 
 
@@ -111,6 +112,7 @@ class Policy(_Strict):
     watermark: Watermark = Watermark()
     signing: Signing = Signing()
     log: LogSettings = LogSettings()
+    bias: BiasPolicy = BiasPolicy()  # tolerances of `guard bias-audit`
     prompt_storage: Literal["plain", "hash", "none"] = "hash"
     source: str = Field(default="<memory>", exclude=True)
     sha256: str = Field(default="", exclude=True)

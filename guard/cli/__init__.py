@@ -19,7 +19,17 @@ COMMAND_MODULES = (
     "guard.cli.log",
     "guard.cli.verify",
     "guard.cli.demo",
+    "guard.cli.audit",
+    "guard.cli.trace",
+    "guard.cli.works",
+    "guard.cli.compliance",
+    "guard.cli.evidence",
     "guard.cli.policy",
+    "guard.cli.bias",
+    "guard.cli.watermark",
+    "guard.cli.text",
+    "guard.cli.detector",
+    "guard.cli.scan",
 )
 
 app = typer.Typer(

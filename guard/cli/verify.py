@@ -48,9 +48,13 @@ def register(app: typer.Typer) -> None:
         def human(c) -> None:
             status = "[green]verified[/]" if report["ok"] else "[red]NOT verified[/]"
             c.print(f"{status}: {file}")
-            for key in ("signature", "record_id", "index", "verdict"):
-                if key in report:
+            for key in ("signature", "ai_generated", "declared_by", "found_via", "record_id", "index", "verdict"):
+                if report.get(key) is not None:
                     c.print(f"  {key}: {report[key]}")
+            watermark = report.get("watermark")
+            if isinstance(watermark, dict):
+                c.print(f"  watermark: {'found' if watermark.get('found') else 'not found'}"
+                        + (f", record {watermark['record_id']}" if watermark.get("record_id") else ""))
             for problem in report.get("problems", []):
                 c.print(f"  [red]problem[/]: {problem}")
 

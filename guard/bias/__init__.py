@@ -1,0 +1,9 @@
+"""Bias audits of generators and of logged outputs.
+
+- ``prompts``: prompt sets (the shipped counterfactual templates, HolisticBias v1.1, BOLD, your own files);
+- ``audit``: ``collect`` completions through any ``generate(prompts)`` callable, ``analyse`` them per group with
+  fairlearn and bootstrap intervals, flag disparities (``run_audit`` does both);
+- ``scorer_audit``: the toxicity scorer's false positives on harmless identity sentences;
+- ``logged``: ``bias_signals`` for ``record.extra["bias"]`` and ``group_table`` over the provenance log;
+- ``html``: ``render_html_section`` for the audit report; ``settings``: ``BiasPolicy``, a policy's tolerances.
+"""
