@@ -283,9 +283,12 @@ class Guard:
         )
         if isinstance(content, str):
             from guard.bias.logged import bias_signals
+            from guard.trace import text_signals
 
-            # The text never enters the log, so the signals a later bias audit needs are kept now.
+            # The text never enters the log, so what a later bias audit and `guard trace` need is kept now:
+            # the groups it mentions with its scores, and a MinHash sketch for near-duplicate search.
             rec.extra["bias"] = bias_signals(content, output_decision.scores)
+            rec.extra["minhash"] = text_signals(content)
         storage = self.policy.prompt_storage
         rec.prompt = {"storage": storage}
         if storage == "plain":
@@ -294,7 +297,9 @@ class Guard:
             rec.prompt["hmac_sha256"] = self.log.prompt_digest(prompt)
         if generation is not None and generation.watermarked:
             cfg = self.policy.watermark.text
-            rec.watermark = {"scheme": "kgw-transformers", "key_id": self.keys.watermark_key_id(),
+            # key_id seeds the green lists together with the secret; secret_id names the secret (not it).
+            rec.watermark = {"scheme": "kgw-transformers", "key_id": cfg.key_id,
+                             "secret_id": self.keys.watermark_key_id(),
                              "greenlist_ratio": cfg.greenlist_ratio, "bias": cfg.bias,
                              "seeding_scheme": cfg.seeding_scheme, "context_width": cfg.context_width}
         return rec

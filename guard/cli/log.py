@@ -162,17 +162,22 @@ def register(app: typer.Typer) -> None:
     @log_app.command("export")
     def export(
         log: LogOpt = None,
-        fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+        fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet.")] = "jsonl",
         out: Annotated[Optional[Path], typer.Option(help="Output file (default: stdout).")] = None,
+        since: Annotated[Optional[str], typer.Option(help="Records from this time on (ISO 8601, UTC if no zone).")
+                         ] = None,
+        until: Annotated[Optional[str], typer.Option(help="Records before this time (exclusive).")] = None,
+        verdict: Annotated[Optional[list[str]], typer.Option(help="Only this verdict (repeatable).")] = None,
+        model: Annotated[Optional[list[str]], typer.Option(help="Only this generator model id (repeatable).")
+                         ] = None,
+        detector: Annotated[Optional[list[str]], typer.Option(
+            help="Only records this detector scored or failed on (repeatable).")] = None,
     ) -> None:
-        """Export every record, in index order, with its leaf hash."""
-        if fmt != "jsonl":
-            raise InputError(f"unknown export format {fmt!r} (known: jsonl)")
-        plog = open_existing_log(log)
-        sink = out.open("w", encoding="utf-8") if out else sys.stdout
-        try:
-            for stored in plog.iter_records():
-                sink.write(json.dumps({"leaf_hash": stored.leaf_hash.hex(), **stored.data}, sort_keys=True) + "\n")
-        finally:
-            if out:
-                sink.close()
+        """Export records in index order with their leaf hashes, filtered by time, verdict, model and detector."""
+        from guard.export import Filters, export as export_records
+
+        filters = Filters.parse(since=since, until=until, verdicts=verdict or (), models=model or (),
+                                detectors=detector or ())
+        count = export_records(open_existing_log(log), fmt, out, filters)
+        if out:
+            stderr.print(f"exported {count} records to {out}")

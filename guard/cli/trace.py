@@ -1,0 +1,56 @@
+"""``guard trace FILE``: which logged records made this text or image?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, open_existing_log
+from guard.cli._output import emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("trace")
+    def trace(
+        file: Annotated[Path, typer.Argument(help="A text or image file (images by suffix).")],
+        log: LogOpt = None,
+        keys_dir: KeysOpt = None,
+        max_distance: Annotated[int, typer.Option(help="Largest pHash Hamming distance for images (0-15).")] = 10,
+        min_similarity: Annotated[float, typer.Option(
+            help="Smallest estimated Jaccard similarity for text near-duplicates.")] = 0.5,
+        limit: Annotated[int, typer.Option(help="Most matches to show.")] = 20,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Find the records that made FILE: exact hash, perceptual hash, watermark, near-duplicate text.
+
+        Each match comes with its similarity and an RFC 6962 inclusion proof. Exit 1 when nothing matches.
+        """
+        from rich.table import Table
+
+        from guard.keys import KeyStore
+        from guard.trace import trace_file
+
+        keys = KeyStore(keys_dir)
+        report = trace_file(file, open_existing_log(log), keys=keys if keys.directory.is_dir() else None,
+                            max_distance=max_distance, min_similarity=min_similarity, limit=limit)
+
+        def human(c) -> None:
+            c.print(f"{file}: {report.media}, sha256 {report.query['sha256']}")
+            for method, status in report.checks.items():
+                c.print(f"  {method}: {status}")
+            if not report.matches:
+                c.print("[yellow]no logged record matches[/]")
+                return
+            table = Table("index", "record id", "method", "similarity", "verdict", "model", "time", "proof")
+            for m in report.matches:
+                d = m.to_dict()
+                proof = f"size {d['proof']['tree_size']}" + (" (signed)" if d["proof"]["signed_checkpoint"] else "")
+                table.add_row(str(m.index), m.record_id, m.method, f"{m.similarity:.3f}", str(d["verdict"]),
+                              str(d["model_id"]), str(d["created_at"]), proof)
+            c.print(table)
+
+        emit(report.to_dict(), as_json, human)
+        if not report.matches:
+            raise typer.Exit(1)

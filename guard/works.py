@@ -1,0 +1,70 @@
+"""The registry of protected works, as ``guard works`` and policies name it.
+
+The fingerprints themselves (and the ``copyright`` detector that reads them) live in ``detectors.copyright``;
+this module turns files and folders into registrations, puts the registry at ``$GUARD_HOME/works`` unless told
+otherwise, and turns problems into ``InputError`` messages that name the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from detectors.copyright import Work, WorksStore, resolve_store
+from guard.errors import InputError
+from guard.keys import guard_home
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def default_location() -> Path:
+    return guard_home() / "works"
+
+
+def open_store(location: str | Path | None = None, *, create: bool = False) -> WorksStore:
+    path = Path(location) if location else default_location()
+    try:
+        return WorksStore(path, create=create)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(f"{resolve_store(path)}: cannot open works registry: {exc}") from None
+
+
+def _files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            yield path
+        else:
+            raise InputError(f"{path}: no such file or folder")
+
+
+def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) -> list[tuple[Work, bool]]:
+    """Register every file (folders recursively): images by suffix, everything else as UTF-8 text.
+
+    ``name`` labels a single file; otherwise each work is named after its file. Returns (work, newly added).
+    """
+    files = list(_files(paths))
+    if name is not None and len(files) != 1:
+        raise InputError(f"--name labels one work, but {len(files)} files were given")
+    added = []
+    for path in files:
+        label = name or path.name
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            from guard.imageio import load_image
+
+            added.append(store.add_image(label, load_image(path), source=str(path)))
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte {exc.start}) and not an image suffix") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            added.append(store.add_text(label, text, source=str(path)))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return added
