@@ -1,0 +1,189 @@
+"""Deepfake detector throughput, JPEG decoding included: ours against transformers' image-classification pipeline.
+
+    python benchmarks/deepfake_throughput.py                          # CPU: ResNet-50 (N=64), CLIP ViT-L/14 (N=32)
+    python benchmarks/deepfake_throughput.py --device cuda --n-resnet 4096 --n-vit 2048 --workers 14
+
+For each architecture (full size, random weights: they cost what real ones cost) the same N JPEG files of
+224 x 224 are classified four ways, in one run:
+
+* peer, one at a time: ``pipeline("image-classification")(path)`` per file (the pipeline decodes the file);
+* peer, batched: ``pipeline(paths, batch_size=B)``;
+* ours: ``DeepfakeDetector.iter_scores(paths)`` - decoding and preprocessing in worker processes overlapped with
+  the model, channels_last and BatchNorm folding for ResNet, bf16 autocast where the hardware has bf16 units;
+* ours in fp32 where ours ran in bf16, to report the largest score difference bf16 causes.
+
+ResNet-50 is the hf backend on a saved ``ResNetForImageClassification`` with microsoft/resnet-50's image
+processor settings, the same folder the pipeline loads. CLIP ViT-L/14 is the UniversalFakeDetect probe on a
+saved CLIP checkpoint; the peer is ``CLIPForImageClassification`` on the same vision tower. Faces are off (face
+finding is not part of the peer). With ``--device cuda`` GPU utilisation is sampled while ours runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_jpegs(folder: Path, n: int, size: int = 224) -> list[str]:
+    """``n`` distinct 224 x 224 JPEG files cut from scikit-image's photographs."""
+    from PIL import Image
+    from skimage import data
+
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.immunohistochemistry()]
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        image = sources[i % len(sources)]
+        y, x = rng.integers(0, image.shape[0] - size), rng.integers(0, image.shape[1] - size)
+        path = folder / f"{i:05d}.jpg"
+        Image.fromarray(image[y : y + size, x : x + size]).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def build_resnet50(folder: Path) -> Path:
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    target = folder / "resnet-50"
+    config = ResNetConfig(num_labels=2, id2label={0: "real", 1: "fake"}, label2id={"real": 0, "fake": 1})
+    ResNetForImageClassification(config).save_pretrained(target)
+    ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875).save_pretrained(target)  # as microsoft/resnet-50
+    return target
+
+
+def build_clip_vitl14(folder: Path) -> tuple[Path, Path]:
+    """A CLIP checkpoint with ViT-L/14's vision tower (a small text tower: it is never run), the processor, and a
+    random probe in fc_weights.pth format."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    target = folder / "clip-vit-large-patch14"
+    config = CLIPConfig(
+        vision_config={"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                       "num_attention_heads": 16, "patch_size": 14, "image_size": 224},
+        text_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2},
+        projection_dim=768,
+        id2label={0: "real", 1: "fake"},
+        label2id={"real": 0, "fake": 1},
+    )
+    CLIPModel(config).save_pretrained(target)
+    CLIPImageProcessor().save_pretrained(target)
+    probe = folder / "fc_weights.pth"
+    torch.save({"weight": torch.randn(1, 768) * 0.02, "bias": torch.zeros(1)}, probe)
+    return target, probe
+
+
+class GpuSampler:
+    """GPU utilisation sampled every 100 ms (``torch.cuda.utilization``, which needs pynvml/nvidia-ml-py)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.samples, self._stop = enabled, [], threading.Event()
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import torch
+
+        while not self._stop.wait(0.1):
+            try:
+                self.samples.append(torch.cuda.utilization())
+            except Exception:  # noqa: BLE001 - no NVML: report n/a
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+    def summary(self) -> str:
+        return f"{statistics.mean(self.samples):.0f}% mean" if self.samples else "n/a"
+
+
+def timed(fn, n: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def bench(name: str, paths: list[str], peer_model, ours_options: dict, args) -> list[tuple[str, float, str]]:
+    import torch
+    from transformers import pipeline
+
+    from detectors.deepfake import DeepfakeDetector
+
+    device = 0 if args.device == "cuda" else -1
+    pipe = pipeline("image-classification", model=str(peer_model), device=device)
+    pipe(paths[0])  # warm-up (lazy allocations), not timed
+    rows = []
+    single = timed(lambda: [pipe(p) for p in paths], len(paths))
+    rows.append((f"{name}: pipeline, one at a time", single, ""))
+    batched = timed(lambda: pipe(paths, batch_size=args.batch_size), len(paths))
+    rows.append((f"{name}: pipeline, batch {args.batch_size}", batched, ""))
+    del pipe
+
+    common = dict(device=args.device, batch_size=args.batch_size, faces=False, workers=args.workers,
+                  calibration=False)
+    ours = DeepfakeDetector(**ours_options, **common)
+    list(ours.iter_scores(paths[: args.batch_size]))  # warm-up: model load and first batch, not timed
+    scores = {}
+    with GpuSampler(args.device == "cuda") as gpu:
+        rate = timed(lambda: scores.update({r.index: r.scores[0].details["raw"] for r in ours.iter_scores(paths)}),
+                     len(paths))
+    runner = getattr(ours.backend(), "runner", None)
+    dtype = "bf16" if runner is not None and runner.bf16 else "fp32"
+    note = f"{dtype}, workers={ours.workers if ours.workers is not None else 'auto'}, GPU {gpu.summary()}"
+    if dtype == "bf16":
+        reference = DeepfakeDetector(**ours_options, **{**common, "dtype": "fp32"})
+        fp32 = {r.index: r.scores[0].details["raw"] for r in reference.iter_scores(paths[: args.batch_size])}
+        note += f", max |bf16 - fp32| score {max(abs(scores[i] - fp32[i]) for i in fp32):.4f}"
+    rows.append((f"{name}: ours (DeepfakeDetector)", rate, note))
+    del ours
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--n-resnet", type=int, default=64)
+    parser.add_argument("--n-vit", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes for ours (default: auto)")
+    parser.add_argument("--models", default="resnet50,vitl14")
+    args = parser.parse_args()
+    import torch
+
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
+          f"batch {args.batch_size}")
+    models = args.models.split(",")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        images = make_jpegs(root / "images", max(args.n_resnet, args.n_vit))
+        if "resnet50" in models:
+            folder = build_resnet50(root)
+            rows += bench("ResNet-50", images[: args.n_resnet], folder, {"backend": "hf", "model": str(folder)}, args)
+        if "vitl14" in models:
+            folder, probe = build_clip_vitl14(root)
+            rows += bench("CLIP ViT-L/14", images[: args.n_vit], folder,
+                          {"backend": "probe", "model": str(folder), "checkpoint": str(probe)}, args)
+    print(f"\n{'run':<46} {'images/s':>9} {'vs one at a time':>17}  notes")
+    base = None
+    for label, rate, note in rows:
+        if "one at a time" in label:
+            base = rate
+        print(f"{label:<46} {rate:>9.2f} {rate / base:>16.2f}x  {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Turning raw detector scores into calibrated values and a threshold with a known false-positive rate.
+
+A detector's raw output is not a probability anyone can act on: it shifts with the camera, the compression and
+the subject of the user's own images. Calibration is measured on the user's real images and stored beside the
+detector, and every later score is reported on the calibrated scale.
+
+Two methods, chosen by what the user has:
+
+* **conformal** (real images only). The value of a raw score ``s`` is ``1 - p(s)`` where
+  ``p(s) = (1 + #{real scores >= s}) / (n + 1)`` is the conformal p-value: the chance that a real image of the
+  same kind scores at least as high. Flagging at ``value >= 1 - target_fpr`` has a false-positive rate of at
+  most ``target_fpr`` on new real images exchangeable with the calibration set (finite-sample guarantee; it
+  needs ``n >= 1/target_fpr - 1`` images: 99 for 1%). The value is *not* P(fake | image): without generated
+  examples nothing can estimate that; it is how unusual the image is among real ones.
+* **platt** (real and generated images). A logistic fit on the logit of the raw score gives P(fake | score)
+  with the two classes weighted equally (so the value does not depend on how many of each the user had). The
+  threshold is the calibrated value at the conformal cut-off for ``target_fpr`` on the real images, so both
+  methods flag the same images; Platt adds a value that reads as a probability.
+
+The file is JSON: method, parameters, threshold, target FPR, the model id it was made for and the detector
+settings that change raw scores (faces, aggregate); loading it for another model or other settings fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+FORMAT = "genguard.deepfake-calibration/v1"
+Method = Literal["conformal", "platt"]
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Calibration:
+    method: Method
+    target_fpr: float
+    raw_threshold: float  # raw scores strictly above this are flagged
+    threshold: float  # the same cut-off on the calibrated scale: flag when value >= threshold
+    model: str
+    settings: dict[str, Any]
+    n_real: int
+    n_fake: int
+    params: dict[str, Any] = field(default_factory=dict)
+    sha256: str = field(default="", compare=False)
+
+    def apply(self, raw: Any) -> np.ndarray:
+        """Calibrated values of raw scores (array in, array out)."""
+        scores = np.asarray(raw, dtype=np.float64)
+        if self.method == "conformal":
+            real = np.asarray(self.params["real_scores"], dtype=np.float64)
+            at_least = len(real) - np.searchsorted(real, scores, side="left")
+            return 1.0 - (1.0 + at_least) / (len(real) + 1.0)
+        a, b = self.params["a"], self.params["b"]
+        return 1.0 / (1.0 + np.exp(-(a * _logit(scores) + b)))
+
+    def check(self, model: str, settings: dict[str, Any]) -> None:
+        """Refuse to calibrate scores of another model or of other settings."""
+        if model != self.model:
+            raise ValueError(f"calibration was made for {self.model}, not {model}: run `guard detector calibrate` again")
+        differing = {k for k in self.settings if settings.get(k) != self.settings[k]}
+        if differing:
+            raise ValueError(
+                f"calibration was made with {', '.join(f'{k}={self.settings[k]!r}' for k in sorted(differing))}; "
+                "the detector now uses other values: run `guard detector calibrate` again"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("sha256")
+        return {"format": FORMAT, **data}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: calibration file not found (make one with `guard detector calibrate`)")
+        raw = path.read_bytes()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise ValueError(f"{path}: not a calibration file (format is not {FORMAT!r})")
+        try:
+            calibration = cls(**data, sha256=hashlib.sha256(raw).hexdigest())
+        except TypeError as exc:
+            raise ValueError(f"{path}: malformed calibration file ({exc})") from None
+        if calibration.method not in ("conformal", "platt"):
+            raise ValueError(f"{path}: unknown calibration method {calibration.method!r}")
+        return calibration
+
+    def summary(self) -> dict[str, Any]:
+        """What a score records about the calibration behind its value."""
+        return {"method": self.method, "target_fpr": self.target_fpr, "sha256": self.sha256[:16] or None}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def conformal_cutoff(real: np.ndarray, target_fpr: float) -> float:
+    """The raw score above which at most ``target_fpr`` of new real images fall (conformal, finite-sample).
+
+    Flag ``s`` when ``p(s) <= target_fpr``, i.e. when at most ``k = floor(target_fpr (n + 1)) - 1`` real scores
+    are ``>= s``: exactly when ``s`` exceeds the ``(k + 1)``-th largest real score.
+    """
+    if not 0.0 < target_fpr < 1.0:
+        raise ValueError(f"target FPR must be between 0 and 1, got {target_fpr}")
+    real = np.sort(np.asarray(real, dtype=np.float64))
+    n = len(real)
+    k = math.floor(target_fpr * (n + 1) + 1e-9) - 1
+    if k < 0:
+        need = math.ceil(1.0 / target_fpr) - 1
+        raise ValueError(f"a target FPR of {target_fpr:g} needs at least {need} real images, got {n}")
+    return float(real[n - 1 - k])
+
+
+def fit(
+    real: Any,
+    fake: Any = None,
+    *,
+    target_fpr: float = 0.01,
+    method: Literal["auto", "conformal", "platt"] = "auto",
+    model: str,
+    settings: dict[str, Any] | None = None,
+) -> Calibration:
+    """Calibrate from raw scores of real images (and, for Platt scaling, of generated ones)."""
+    real = np.sort(np.asarray(real, dtype=np.float64))
+    fake = np.asarray(fake if fake is not None else [], dtype=np.float64)
+    if method == "auto":
+        method = "platt" if len(fake) else "conformal"
+    if method == "platt" and len(fake) < 2:
+        raise ValueError("Platt scaling needs raw scores of generated images too (--fake DIR)")
+    cutoff = conformal_cutoff(real, target_fpr)
+    common = dict(
+        target_fpr=float(target_fpr),
+        raw_threshold=cutoff,
+        model=model,
+        settings=dict(settings or {}),
+        n_real=int(len(real)),
+        n_fake=int(len(fake)),
+    )
+    if method == "conformal":
+        # the cut-off value: 1 - p at a score just above the cut-off, i.e. the smallest flagged value
+        provisional = Calibration("conformal", threshold=0.0, params={"real_scores": real.tolist()}, **common)
+        threshold = float(provisional.apply(np.nextafter(cutoff, np.inf)))
+        return Calibration("conformal", threshold=threshold, params={"real_scores": real.tolist()}, **common)
+    from sklearn.linear_model import LogisticRegression
+
+    x = _logit(np.concatenate([real, fake]))[:, None]
+    y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
+    lr = LogisticRegression(C=1e6, class_weight="balanced", max_iter=1000).fit(x, y)
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a <= 0:
+        raise ValueError("the detector scores generated images no higher than real ones: nothing to calibrate")
+    provisional = Calibration("platt", threshold=0.0, params={"a": a, "b": b}, **common)
+    threshold = float(provisional.apply(np.nextafter(cutoff, np.inf)))
+    return Calibration("platt", threshold=threshold, params={"a": a, "b": b}, **common)

@@ -1,0 +1,288 @@
+"""``guard detector``: calibrate, train and evaluate the deepfake / AI-image detector on your own folders.
+
+The detector's options come from a policy (``--policy``: the ``deepfake`` rule's ``options``) and/or from the
+command line (which wins). Exit codes: 0 done, 2 bad input (missing folder, unusable model files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from guard.cli._common import JsonOpt
+from guard.cli._output import emit, stderr
+from guard.errors import DetectorError, InputError
+from guard.scan import IMAGE_SUFFIXES
+
+DETECTOR = "deepfake"
+
+PolicyOpt = Annotated[Optional[str], typer.Option("--policy", help="Take the deepfake detector's options from "
+                                                  "this policy (shipped name or path).")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | probe | resnet | spectral.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Hub id or folder: the hf classifier, or the "
+                                                 "CLIP model under a probe.")]
+CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="Weights file: fc_weights.pth "
+                                                      "(probe), CNNDetection .pth (resnet), spectral .json.")]
+FakeLabelOpt = Annotated[Optional[list[str]], typer.Option("--fake-label", help="hf: a label that means fake "
+                                                           "(repeatable).")]
+CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration file (default: the "
+                                                       "one kept beside the checkpoint, if any).")]
+FacesOpt = Annotated[Optional[bool], typer.Option("--faces/--no-faces", help="Also score each face found.")]
+AggregateOpt = Annotated[Optional[str], typer.Option("--aggregate", help="Image score from crops: max | mean | "
+                                                     "image.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per batch.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: in-process).")]
+RealOpt = Annotated[Path, typer.Option("--real", help="Folder of real photographs (searched recursively).")]
+
+
+def detector_options(
+    policy: str | None = None,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    checkpoint: str | None = None,
+    fake_label: list[str] | None = None,
+    calibration: str | None = None,
+    faces: bool | None = None,
+    aggregate: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """The deepfake detector's options: the policy's ``deepfake`` rule, overridden by what the command line gave."""
+    options: dict[str, Any] = {}
+    if policy:
+        from guard import policy as policies
+
+        loaded = policies.load(policy)
+        rules = [r for r in (*loaded.stages.output, *loaded.stages.prompt) if r.detector == DETECTOR]
+        if not rules:
+            raise InputError(f"{loaded.source}: the policy has no {DETECTOR!r} detector rule")
+        options.update(rules[0].options)
+    given = {"backend": backend, "model": model, "checkpoint": checkpoint, "fake_labels": fake_label or None,
+             "calibration": calibration, "faces": faces, "aggregate": aggregate, "device": device,
+             "batch_size": batch_size, "workers": workers}
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
+
+
+def build_detector(options: dict[str, Any], **overrides: Any):
+    """A ``DeepfakeDetector`` with its model loaded; problems with options or model files become ``DetectorError``."""
+    from detectors.deepfake import DeepfakeDetector
+
+    try:
+        detector = DeepfakeDetector(**{**options, **overrides})
+        detector.backend()
+    except TypeError as exc:
+        raise DetectorError(f"deepfake detector: bad options {sorted(options)}: {exc}") from None
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        raise DetectorError(f"deepfake detector: {exc}") from None
+    return detector
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (by extension, recursively, sorted)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields ``update(done)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def _raw_scores(detector, files: list[Path], description: str) -> tuple[list[float], list[str]]:
+    raw, errors = [], []
+    with progress_bar(description, len(files)) as update:
+        for result in detector.iter_scores([str(f) for f in files], progress=update):
+            if result.error is not None:
+                errors.append(result.error)
+            else:
+                raw.append(result.scores[0].details["raw"])
+    return raw, errors
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Calibrate, train and evaluate the deepfake / AI-image detector.", no_args_is_help=True)
+    app.add_typer(group, name="detector")
+
+    @group.command("calibrate")
+    def calibrate(
+        real: RealOpt,
+        fake: Annotated[Optional[Path], typer.Option("--fake", help="Folder of generated images: enables Platt "
+                                                     "scaling (calibrated probabilities).")] = None,
+        target_fpr: Annotated[float, typer.Option("--target-fpr", min=1e-6, max=0.5,
+                                                  help="False-positive rate to allow on real images.")] = 0.01,
+        method: Annotated[str, typer.Option("--method", help="auto | conformal | platt (auto: platt with --fake, "
+                                            "else conformal).")] = "auto",
+        out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the calibration (default: "
+                                                    "beside the checkpoint).")] = None,
+        policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
+        fake_label: FakeLabelOpt = None, faces: FacesOpt = None, aggregate: AggregateOpt = None,
+        device: DeviceOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Set the threshold for a target false-positive rate on your own real images, and store it."""
+        from detectors.deepfake import calibration as calibrations
+
+        if method not in ("auto", "conformal", "platt"):
+            raise InputError(f"--method: expected auto, conformal or platt, got {method!r}")
+        options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
+                                   faces=faces, aggregate=aggregate, device=device, batch_size=batch_size,
+                                   workers=workers)
+        detector = build_detector(options, calibration=False)
+        target = out or detector.default_calibration_path()
+        if target is None:
+            raise InputError("the model is a hub id, so there is no folder to keep the calibration in: pass --out")
+        real_files = image_files(real)
+        fake_files = image_files(fake) if fake else []
+        real_raw, errors = _raw_scores(detector, real_files, "real images")
+        fake_raw, fake_errors = _raw_scores(detector, fake_files, "generated images") if fake_files else ([], [])
+        try:
+            fitted = calibrations.fit(real_raw, fake_raw or None, target_fpr=target_fpr, method=method,
+                                      model=detector.model_id, settings=detector.settings)
+        except ValueError as exc:
+            raise InputError(f"{real}: {exc}") from None
+        fitted.save(target)
+        in_sample = sum(v >= fitted.threshold for v in fitted.apply(real_raw)) / len(real_raw)
+        data = {"calibration": str(target), "method": fitted.method, "target_fpr": target_fpr,
+                "threshold": fitted.threshold, "raw_threshold": fitted.raw_threshold, "n_real": fitted.n_real,
+                "n_fake": fitted.n_fake, "fpr_on_calibration_set": in_sample, "model": fitted.model,
+                "errors": errors + fake_errors}
+
+        def human(console) -> None:
+            console.print(f"[green]calibrated[/] ({fitted.method}) on {fitted.n_real} real"
+                          + (f" and {fitted.n_fake} generated" if fitted.n_fake else "") + " images")
+            console.print(f"threshold {fitted.threshold:.4f} (raw {fitted.raw_threshold:.4f}) for a target FPR of "
+                          f"{target_fpr:g}; {in_sample:.2%} of the calibration images are above it")
+            console.print(f"written to {target}")
+            for error in errors + fake_errors:
+                console.print(f"[yellow]skipped[/] {error}")
+
+        emit(data, as_json, human)
+
+    @group.command("train")
+    def train(
+        real: RealOpt,
+        fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
+        backend: Annotated[str, typer.Option("--backend", help="spectral | probe.")],
+        out: Annotated[Path, typer.Option("--out", help="Model file to write (.json for spectral, a .pth for the "
+                                          "probe).")],
+        model: ModelOpt = None,
+        holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9,
+                                               help="Share of images held out to report metrics.")] = 0.2,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split.")] = 0,
+        device: DeviceOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Train a spectral detector or a CLIP linear probe on your own real and generated folders."""
+        from detectors.deepfake import training
+
+        if backend not in ("spectral", "probe"):
+            raise InputError(f"--backend: only spectral and probe can be trained, not {backend!r}")
+        real_files, fake_files = image_files(real), image_files(fake)
+        with progress_bar("features", len(real_files) + len(fake_files)) as update:
+            try:
+                report = training.train(backend, [str(p) for p in real_files], [str(p) for p in fake_files],
+                                        out=out, model=model, holdout=holdout, seed=seed, device=device or "auto",
+                                        batch_size=batch_size or 32, workers=workers, progress=update)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+            except (FileNotFoundError, RuntimeError, OSError) as exc:
+                raise DetectorError(f"{backend}: {exc}") from None
+        data = report.to_dict()
+
+        def human(console) -> None:
+            console.print(f"[green]trained[/] {backend} on {report.n_real} real and {report.n_fake} generated images; "
+                          f"written to {report.out}")
+            if report.holdout:
+                h = report.holdout
+                console.print(f"held out ({h.n_real} real, {h.n_fake} generated): AUC {h.auc:.3f}, AP {h.ap:.3f}, "
+                              f"accuracy {h.accuracy:.3f}, TPR at 1% FPR {h.tpr_at_1pct_fpr:.3f}")
+            console.print("policy options: " + ", ".join(f"{k}: {v}" for k, v in report.options.items()))
+            for error in report.errors:
+                console.print(f"[yellow]skipped[/] {error}")
+
+        emit(data, as_json, human)
+
+    @group.command("eval")
+    def evaluate(
+        real: RealOpt,
+        fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
+        jpeg: Annotated[str, typer.Option("--jpeg", help="JPEG qualities to re-encode at.")] = "30,40,50,60,70,80,90,100",
+        blur: Annotated[str, typer.Option("--blur", help="Gaussian blur sigmas.")] = "0,1,2,3",
+        robustness: Annotated[bool, typer.Option("--robustness/--clean-only", help="Run the JPEG and blur "
+                                                 "sweeps.")] = True,
+        policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
+        fake_label: FakeLabelOpt = None, calibration: CalibrationOpt = None, faces: FacesOpt = None,
+        aggregate: AggregateOpt = None, device: DeviceOpt = None, batch_size: BatchOpt = None,
+        workers: WorkersOpt = None, as_json: JsonOpt = False,
+    ) -> None:
+        """AUC, AP, accuracy at threshold and TPR at 1% FPR, clean and under JPEG and blur."""
+        from detectors.deepfake import evaluation
+
+        options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
+                                   calibration=calibration, faces=faces, aggregate=aggregate, device=device,
+                                   batch_size=batch_size, workers=workers)
+        detector = build_detector(options)
+        real_files = [str(p) for p in image_files(real)]
+        fake_files = [str(p) for p in image_files(fake)]
+        qualities = [int(q) for q in _floats(jpeg, "jpeg")] if robustness else []
+        sigmas = _floats(blur, "blur") if robustness else []
+        if any(not 1 <= q <= 100 for q in qualities):
+            raise InputError(f"--jpeg: qualities must be between 1 and 100, got {jpeg!r}")
+        passes = 1 + len(qualities) + len(sigmas)
+        with progress_bar("evaluating", passes * (len(real_files) + len(fake_files))) as update:
+            finished = 0
+
+            def on_pass(name: str):
+                nonlocal finished
+                base = finished * (len(real_files) + len(fake_files))
+                finished += 1
+                return lambda done: update(base + done)
+
+            try:
+                results = evaluation.robustness(detector, real_files, fake_files, jpeg_qualities=qualities,
+                                                blur_sigmas=sigmas, on_pass=on_pass)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+        data = {"model": detector.model_id, "options": {k: v for k, v in options.items()}, **results}
+
+        def human(console) -> None:
+            from rich.table import Table
+
+            table = Table(title=f"{detector.model_id} — threshold {detector.threshold:.4f}")
+            for column in ("condition", "AUC", "AP", "accuracy", "TPR@1%FPR", "real acc", "fake acc", "errors"):
+                table.add_column(column, justify="right" if column != "condition" else "left")
+            rows = [("clean", results["clean"])]
+            rows += [(f"JPEG q={q}", m) for q, m in results["jpeg"].items()]
+            rows += [(f"blur σ={s}", m) for s, m in results["blur"].items()]
+            for name, m in rows:
+                table.add_row(name, f"{m['auc']:.3f}", f"{m['ap']:.3f}", f"{m['accuracy']:.3f}",
+                              f"{m['tpr_at_1pct_fpr']:.3f}", f"{m['real_accuracy']:.3f}", f"{m['fake_accuracy']:.3f}",
+                              str(m["errors"]))
+            console.print(table)
+
+        emit(data, as_json, human)

@@ -1,0 +1,155 @@
+"""Tiny random-weight models built on the spot, so tests exercise the real loading code with no network.
+
+Each builder takes a directory, writes a model there in the format its real counterpart ships in, and returns
+the paths a caller loads from. They are deterministic (fixed seeds, fixed corpus) and build in about a second.
+Random weights make the *scores* meaningless but the *code paths* real: tokenizers, configs, checkpoints,
+windowing, generation, watermark processors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+# Labels the detoxify ``original`` checkpoint ships (Jigsaw names, before detoxify renames them).
+DETOXIFY_ORIGINAL_CLASSES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+
+_WORDS = (
+    "the a an and or but if then so of to in on at by for with from about as into over under after before "
+    "is are was were be been being have has had do does did will would can could should may might must "
+    "i you he she it we they me him her us them my your his its our their this that these those "
+    "good bad new old big small long short high low great little other same different right wrong "
+    "time year day way man woman child world life hand part place case week company system program "
+    "question work government number night point home water room mother area money story fact month "
+    "lot study book eye job word business issue side kind head house service friend father power hour "
+    "game line end member law car city community name president team minute idea kid body information "
+    "back parent face others level office door health person art war history party result change "
+    "morning reason research girl guy moment air teacher force education foot boy age policy music "
+    "say get make go know take see come think look want give use find tell ask seem feel try leave call "
+    "stupid idiot hate kill ugly dumb nice kind love friendly happy calm polite thanks please"
+).split()
+
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog while the children watch from the window.",
+    "A language model predicts the next token from the tokens that came before it.",
+    "Every output is scored, watermarked, signed and written to an append-only log.",
+    "She said that the weather would be good for a long walk by the river tomorrow.",
+    "Researchers measure how often a detector finds the mark after words are replaced.",
+    "The city council met on Tuesday to discuss the new budget for schools and parks.",
+    "You are a helpful assistant. Answer the question politely and keep it short.",
+    "He thought the game was over, but his team scored twice in the final minutes.",
+]
+
+
+class DetoxifyFiles(NamedTuple):
+    checkpoint: Path  # a detoxify-format ``.ckpt`` (config + state_dict)
+    config_dir: Path  # the local Hugging Face config + tokenizer folder it needs offline
+
+
+def _bert_folder(directory: Path, *, num_labels: int, id2label: dict[int, str] | None = None,
+                 problem_type: str | None = None, max_position_embeddings: int = 512):
+    """A small BERT classifier with a hand-written WordPiece vocabulary, saved as a Hugging Face folder."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(_WORDS)),
+             *"abcdefghijklmnopqrstuvwxyz0123456789.,!?'", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(vocab_file=str(directory / "vocab.txt"), model_max_length=max_position_embeddings
+                  ).save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=max_position_embeddings, num_labels=num_labels, problem_type=problem_type,
+        **({"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}),
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():  # a default-initialised head scores every input alike; make the input matter
+        model.classifier.weight.normal_(0.0, 1.5)
+        model.classifier.bias.copy_(torch.linspace(-2.0, 2.0, num_labels))
+    return model, config
+
+
+def build_tiny_detoxify(
+    directory: str | Path, *, max_position_embeddings: int = 512, hub_model_type: bool = True
+) -> DetoxifyFiles:
+    """A detoxify ``original``-format checkpoint (6 Jigsaw labels) and the local folder it loads offline from.
+
+    With ``hub_model_type`` the checkpoint's ``config.arch.args.model_type`` names ``bert-base-uncased`` exactly
+    as the released one does, so a loader must point it at ``config_dir`` instead of the hub; without it, it
+    names ``config_dir`` itself, which is what plain ``detoxify.Detoxify`` needs to load offline.
+    """
+    import torch
+
+    directory = Path(directory)
+    config_dir = directory / "config"
+    model, _ = _bert_folder(config_dir, num_labels=len(DETOXIFY_ORIGINAL_CLASSES),
+                            max_position_embeddings=max_position_embeddings)
+    model.config.save_pretrained(config_dir)
+    checkpoint = directory / "toxic_tiny.ckpt"
+    torch.save(
+        {
+            "config": {
+                "arch": {"args": {
+                    "model_type": "bert-base-uncased" if hub_model_type else str(config_dir),
+                    "model_name": "BertForSequenceClassification",
+                    "tokenizer_name": "BertTokenizer",
+                    "num_classes": len(DETOXIFY_ORIGINAL_CLASSES),
+                }},
+                "dataset": {"args": {"classes": list(DETOXIFY_ORIGINAL_CLASSES)}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        checkpoint,
+    )
+    return DetoxifyFiles(checkpoint=checkpoint, config_dir=config_dir)
+
+
+def build_tiny_classifier(
+    directory: str | Path,
+    *,
+    labels: tuple[str, ...] = ("neutral", "toxic", "insult"),
+    problem_type: str = "single_label_classification",
+    max_position_embeddings: int = 512,
+) -> Path:
+    """A sequence-classification model folder (config, safetensors weights, tokenizer) with named labels."""
+    directory = Path(directory)
+    model, _ = _bert_folder(directory, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                            problem_type=problem_type, max_position_embeddings=max_position_embeddings)
+    model.save_pretrained(directory)
+    return directory
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_tiny_gpt2(directory: str | Path, *, vocab_size: int = 1024, chat_template: bool = False) -> Path:
+    """A causal LM folder: byte-level BPE trained on a fixed corpus + a 2-layer GPT-2 with random weights.
+
+    Random weights give a near-uniform next-token distribution, the highest-entropy case for a watermark.
+    """
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    corpus = _CORPUS * 4 + [" ".join(_WORDS[i::7]) for i in range(7)]
+    bpe.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
+                                        eos_token="<|endoftext|>", unk_token="<|endoftext|>", model_max_length=512)
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=64, n_layer=2, n_head=2,
+                        bos_token_id=eos, eos_token_id=eos)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    return directory
