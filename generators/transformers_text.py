@@ -177,11 +177,15 @@ class TransformersText(Generator):
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             enc = self._encode(chunk, merged["chat_template"])
-            with _seeded(merged["seed"], self.model.device), torch.inference_mode():
+            # Each chunk gets its own seed: with one seed for all, a prompt repeated across chunks (K samples of
+            # one prompt) would get the same sample in every chunk. The record holds the chunk's own seed.
+            seed = merged["seed"] + start // batch_size
+            with _seeded(seed, self.model.device), torch.inference_mode():
                 ids = self.model.generate(**enc, **gen_kwargs)
             texts = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             batch = {"size": len(chunk), "index": start // batch_size}
-            out += [Generation(content=t, params={**merged, "batch": batch}, watermarked=watermarked) for t in texts]
+            out += [Generation(content=t, params={**merged, "seed": seed, "batch": batch}, watermarked=watermarked)
+                    for t in texts]
         return out
 
     def stream(self, prompt: str, hooks: dict[str, Any] | None = None, **params: Any) -> TextStream:

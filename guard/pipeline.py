@@ -193,17 +193,28 @@ class Guard:
         if not items:
             return decisions
         for rule in rules:
-            try:
-                detector = detection.create(rule.detector, rule.options)
-                if not _accepts(detector, items[0]):
-                    continue
-                batch = detector.score(list(items))
-            except GuardError:
-                raise
-            except Exception as exc:  # a detector failing is a policy matter: fail closed or open
+            attempts = [(rule.detector, rule.options)]
+            if rule.fallback is not None:
+                attempts.append((rule.fallback.detector, rule.fallback.options))
+            batch, failed = None, False
+            for name, options in attempts:
+                try:
+                    detector = detection.create(name, options)
+                    if not _accepts(detector, items[0]):
+                        break
+                    batch, failed = detector.score(list(items)), False
+                    break
+                except GuardError:
+                    raise
+                except Exception as exc:  # a detector failing is a policy matter: fall back, or fail closed/open
+                    failed = True
+                    for d in decisions:
+                        d.errors.append({"detector": name, "stage": stage, "error": _one_line(exc)})
+            if failed:
                 for d in decisions:
-                    d.errors.append({"detector": rule.detector, "stage": stage, "error": _one_line(exc)})
                     d.escalate(Action.block if rule.fail == "closed" else Action.flag)
+                continue
+            if batch is None:
                 continue
             for d, scores in zip(decisions, batch):
                 d.scores += [{**s.to_dict(), "stage": stage} for s in scores]

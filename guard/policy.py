@@ -39,11 +39,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DetectorRule(_Strict):
-    """One detector at one stage: thresholds per label, the action on violation and on failure."""
+class Fallback(_Strict):
+    """The scorer to use when a rule's detector cannot run (e.g. its weights are not available offline)."""
 
     detector: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DetectorRule(_Strict):
+    """One detector at one stage: thresholds per label, the action on violation and on failure.
+
+    When the detector raises, ``fallback`` (if set) scores instead, against the same thresholds, and the record
+    names the scorer that produced each score; without a fallback, or when it fails too, ``fail`` decides.
+    """
+
+    detector: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    fallback: Fallback | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
     action: Action = Action.flag
     max_attempts: int = Field(default=3, ge=1, le=20)  # for ``regenerate``: total generations tried
@@ -124,10 +136,11 @@ class Policy(_Strict):
         known = available()
         for stage in ("prompt", "output"):
             for rule in getattr(self.stages, stage):
-                if rule.detector not in known:
-                    raise ValueError(
-                        f"unknown detector {rule.detector!r} in stages.{stage} (known: {', '.join(sorted(known))})"
-                    )
+                for name in (rule.detector, rule.fallback.detector if rule.fallback else None):
+                    if name is not None and name not in known:
+                        raise ValueError(
+                            f"unknown detector {name!r} in stages.{stage} (known: {', '.join(sorted(known))})"
+                        )
         return self
 
 

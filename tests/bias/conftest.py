@@ -23,7 +23,7 @@ def vader():
 
 @pytest.fixture(scope="session")
 def tiny_detoxify(tmp_path_factory):
-    from tests.tiny_models import build_tiny_detoxify
+    from guard.tiny_models import build_tiny_detoxify
 
     return build_tiny_detoxify(tmp_path_factory.mktemp("detoxify"))
 

@@ -28,7 +28,7 @@ def test_sentiment_detector_is_registered_and_scores_in_unit_interval():
 
 @pytest.fixture(scope="module")
 def tiny_regard_model(tmp_path_factory):
-    from tests.tiny_models import build_tiny_classifier
+    from guard.tiny_models import build_tiny_classifier
 
     return build_tiny_classifier(tmp_path_factory.mktemp("regard"), labels=("NEG", "NEU", "POS", "OTHER"))
 

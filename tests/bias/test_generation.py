@@ -10,7 +10,7 @@ from .conftest import RIGGED
 
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory):
-    from tests.tiny_models import build_tiny_gpt2
+    from guard.tiny_models import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
 

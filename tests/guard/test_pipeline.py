@@ -154,3 +154,24 @@ def test_image_output_from_a_callable(make_guard):
     result = guard.wrap(lambda p: Image.new("RGB", (32, 24), (10, 200, 30)))("a green square")
     assert result.media_type == "image/png" and result.artifact.size == (32, 24)
     assert guard.log.get(result.index).data["artifact"]["hash_of"] == "rgb-pixels"
+
+
+def test_unavailable_detector_falls_back_to_the_named_scorer(make_guard, tmp_path, monkeypatch):
+    """detoxify weights missing offline: the policy's fallback scores instead and the record names it."""
+    from guard import detection
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-cache"))
+    detection._create.cache_clear()
+    policy = parse(
+        "name: fb\nstages:\n  output:\n    - detector: toxicity\n      options: {model: original}\n"
+        "      thresholds: {toxicity: 0.5, negative: 0.5}\n      action: block\n      fail: closed\n"
+        "      fallback: {detector: sentiment}\n"
+    )
+    guard = make_guard(policy)
+    result = guard.wrap(lambda p: HOSTILE)("q")
+    detection._create.cache_clear()
+    assert result.blocked  # the fallback scored it, and its label crossed the threshold
+    assert {s["detector"] for s in result.scores} == {"sentiment"}
+    assert result.errors and result.errors[0]["detector"] == "toxicity"

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from detectors.classifier import ClassifierDetector, ModelUnavailableError
-from tests.tiny_models import build_tiny_classifier
+from guard.tiny_models import build_tiny_classifier
 
 TEXTS = ["you are a stupid idiot", "have a nice day", "thanks friend"]
 

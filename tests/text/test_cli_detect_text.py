@@ -15,10 +15,11 @@ def texts(generator, tmp_path_factory):
     folder = tmp_path_factory.mktemp("detect-text")
     keys = KeyStore(folder / "keys")
     keys.init()
+    keys.path("watermark.key").write_bytes(bytes(range(32)))  # a fixed secret keeps the test deterministic
     hooks = {"text_watermark": generation_config(load("default").watermark.text, keys.watermark_secret())}
-    marked = generator.generate(["The city council met"], hooks=hooks, seed=2, max_new_tokens=60,
-                                min_new_tokens=60)[0]
-    plain = generator.generate(["The city council met"], seed=2, max_new_tokens=60, min_new_tokens=60)[0]
+    marked = generator.generate(["The city council met"], hooks=hooks, seed=2, max_new_tokens=100,
+                                min_new_tokens=100)[0]
+    plain = generator.generate(["The city council met"], seed=2, max_new_tokens=100, min_new_tokens=100)[0]
     (folder / "marked.txt").write_text(marked.content, encoding="utf-8")
     (folder / "plain.txt").write_text(plain.content, encoding="utf-8")
     return folder
