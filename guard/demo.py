@@ -25,6 +25,10 @@ IMAGE_PROMPT = "a lighthouse at dusk, watercolour"
 
 
 def _online(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
@@ -68,7 +72,8 @@ def _models(home: Path) -> DemoModels:
         detox_dir = folder / "tiny-detoxify"
         files = tiny_models.DetoxifyFiles(detox_dir / "toxic_tiny.ckpt", detox_dir / "config")
         if not files.checkpoint.is_file():
-            files = tiny_models.build_tiny_detoxify(detox_dir)
+            # Biased low, like a real model on harmless text, so the demo shows an allowed output end to end.
+            files = tiny_models.build_tiny_detoxify(detox_dir, label_bias=-4.0)
         toxicity = {"checkpoint": str(files.checkpoint), "config_dir": str(files.config_dir)}
     pipe = folder / "tiny-sd"
     if not (pipe / "model_index.json").is_file():
@@ -112,7 +117,8 @@ def run_demo(home: Path | None = None, *, quiet: bool = False) -> dict[str, Any]
     summary: dict[str, Any] = {"log": guard.log.display_url, "keys": str(keys.directory), "notes": models.notes}
     text_file = out / "answer.txt"
     if text.blocked:
-        summary["text"] = {"verdict": "block", "record_index": text.index, "scores": text.scores}
+        summary["text"] = {"verdict": "block", "record_index": text.index,
+                           "scores": {f"{s['detector']}:{s['label']}": s["value"] for s in text.scores}}
     else:
         text_file.write_text(text.text, encoding="utf-8")
         envelope = text_file.with_name(text_file.name + ".dsse.json")

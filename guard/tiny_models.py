@@ -51,6 +51,7 @@ class DetoxifyFiles(NamedTuple):
 
 
 def _bert_folder(directory: Path, *, num_labels: int, id2label: dict[int, str] | None = None,
+                 label_bias: float | None = None,
                  problem_type: str | None = None, max_position_embeddings: int = 512):
     """A small BERT classifier with a hand-written WordPiece vocabulary, saved as a Hugging Face folder."""
     import torch
@@ -71,14 +72,21 @@ def _bert_folder(directory: Path, *, num_labels: int, id2label: dict[int, str] |
     model = BertForSequenceClassification(config).eval()
     with torch.no_grad():  # a default-initialised head scores every input alike; make the input matter
         model.classifier.weight.normal_(0.0, 1.5)
-        model.classifier.bias.copy_(torch.linspace(-2.0, 2.0, num_labels))
+        if label_bias is None:
+            model.classifier.bias.copy_(torch.linspace(-2.0, 2.0, num_labels))
+        else:
+            model.classifier.bias.fill_(label_bias)
     return model, config
 
 
 def build_tiny_detoxify(
-    directory: str | Path, *, max_position_embeddings: int = 512, hub_model_type: bool = True
+    directory: str | Path, *, max_position_embeddings: int = 512, hub_model_type: bool = True,
+    label_bias: float | None = None,
 ) -> DetoxifyFiles:
     """A detoxify ``original``-format checkpoint (6 Jigsaw labels) and the local folder it loads offline from.
+
+    ``label_bias`` sets every label's output bias (e.g. -4 makes scores small, as a real model's are on harmless
+    text); by default the biases spread from -2 to 2 so tests see labels on both sides of a threshold.
 
     With ``hub_model_type`` the checkpoint's ``config.arch.args.model_type`` names ``bert-base-uncased`` exactly
     as the released one does, so a loader must point it at ``config_dir`` instead of the hub; without it, it
@@ -89,7 +97,7 @@ def build_tiny_detoxify(
     directory = Path(directory)
     config_dir = directory / "config"
     model, _ = _bert_folder(config_dir, num_labels=len(DETOXIFY_ORIGINAL_CLASSES),
-                            max_position_embeddings=max_position_embeddings)
+                            max_position_embeddings=max_position_embeddings, label_bias=label_bias)
     model.config.save_pretrained(config_dir)
     checkpoint = directory / "toxic_tiny.ckpt"
     torch.save(
