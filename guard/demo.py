@@ -68,7 +68,7 @@ def _models(home: Path) -> DemoModels:
         gpt2 = folder / "tiny-gpt2"
         if not (gpt2 / "config.json").is_file():
             tiny_models.build_tiny_gpt2(gpt2)
-        text = TransformersText(gpt2, device="cpu", max_new_tokens=32, do_sample=True)
+        text = TransformersText(gpt2, device="cpu", max_new_tokens=80, do_sample=True)
         detox_dir = folder / "tiny-detoxify"
         files = tiny_models.DetoxifyFiles(detox_dir / "toxic_tiny.ckpt", detox_dir / "config")
         if not files.checkpoint.is_file():
