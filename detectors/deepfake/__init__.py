@@ -198,6 +198,7 @@ class DeepfakeDetector(Detector):
         (JPEG, blur: the evaluation protocol). ``progress`` is called with the number of images done."""
         from detectors.deepfake import engine
 
+        sources = list(sources)
         backend = self.backend()
         runner = getattr(backend, "runner", None)
         workers = self.workers
