@@ -10,7 +10,8 @@ For each architecture (full size, random weights: they cost what real ones cost)
 * peer, batched: ``pipeline(paths, batch_size=B)``;
 * ours: ``DeepfakeDetector.iter_scores(paths)`` - decoding and preprocessing in worker processes overlapped with
   the model, channels_last and BatchNorm folding for ResNet, bf16 autocast where the hardware has bf16 units;
-* ours in fp32 where ours ran in bf16, to report the largest score difference bf16 causes.
+* ours with ``dtype: int8`` for ViT-L/14 on a CPU (dynamic int8 linear layers), and the largest score
+  difference from fp32 that bf16 or int8 causes.
 
 ResNet-50 is the hf backend on a saved ``ResNetForImageClassification`` with microsoft/resnet-50's image
 processor settings, the same folder the pipeline loads. CLIP ViT-L/14 is the UniversalFakeDetect probe on a
@@ -132,21 +133,28 @@ def bench(name: str, paths: list[str], peer_model, ours_options: dict, args) -> 
 
     common = dict(device=args.device, batch_size=args.batch_size, faces=False, workers=args.workers,
                   calibration=False)
-    ours = DeepfakeDetector(**ours_options, **common)
-    list(ours.iter_scores(paths[: args.batch_size]))  # warm-up: model load and first batch, not timed
-    scores = {}
-    with GpuSampler(args.device == "cuda") as gpu:
-        rate = timed(lambda: scores.update({r.index: r.scores[0].details["raw"] for r in ours.iter_scores(paths)}),
-                     len(paths))
-    runner = getattr(ours.backend(), "runner", None)
-    dtype = "bf16" if runner is not None and runner.bf16 else "fp32"
-    note = f"{dtype}, workers={ours.workers if ours.workers is not None else 'auto'}, GPU {gpu.summary()}"
-    if dtype == "bf16":
-        reference = DeepfakeDetector(**ours_options, **{**common, "dtype": "fp32"})
-        fp32 = {r.index: r.scores[0].details["raw"] for r in reference.iter_scores(paths[: args.batch_size])}
-        note += f", max |bf16 - fp32| score {max(abs(scores[i] - fp32[i]) for i in fp32):.4f}"
-    rows.append((f"{name}: ours (DeepfakeDetector)", rate, note))
-    del ours
+    variants = ["auto"] + (["int8"] if args.device == "cpu" and args.int8 and "ViT" in name else [])
+    reference: dict[int, float] = {}
+    for dtype in variants:
+        ours = DeepfakeDetector(**ours_options, **common, dtype=dtype)
+        list(ours.iter_scores(paths[: args.batch_size]))  # warm-up: model load and first batch, not timed
+        scores: dict[int, float] = {}
+        with GpuSampler(args.device == "cuda") as gpu:
+            rate = timed(lambda: scores.update({r.index: r.scores[0].details["raw"] for r in ours.iter_scores(paths)}),
+                         len(paths))
+        runner = ours.backend().runner
+        used = "int8" if runner.int8 else "bf16" if runner.bf16 else "fp32"
+        note = f"{used}, workers={ours.workers if ours.workers is not None else 'auto'}, GPU {gpu.summary()}"
+        if used == "fp32":
+            reference = scores
+        else:
+            if not reference:  # ours ran in bf16: score a batch in fp32 for the difference
+                fp32 = DeepfakeDetector(**ours_options, **common, dtype="fp32")
+                reference = {r.index: r.scores[0].details["raw"] for r in fp32.iter_scores(paths[: args.batch_size])}
+            diff = max(abs(scores[i] - reference[i]) for i in reference)
+            note += f", max |{used} - fp32| score {diff:.4f}"
+        rows.append((f"{name}: ours ({used})", rate, note))
+        del ours
     if args.device == "cuda":
         torch.cuda.empty_cache()
     return rows
@@ -160,6 +168,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="decoding processes for ours (default: auto)")
     parser.add_argument("--models", default="resnet50,vitl14")
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 run of ViT-L/14 on CPU")
     args = parser.parse_args()
     import torch
 

@@ -115,7 +115,9 @@ def false_alarms(images: dict[str, Image.Image], count: int) -> dict:
 
     marked = [wm.embed(im, wm.WatermarkPayload("5a3c", "0123456789abcdef"), OTHER) for im in pool]
     start = time.perf_counter()
-    unmarked_hits = sum(r.found for k in range(0, count, 500) for r in wm.detect_many(crops(pool, min(500, count - k)), SECRET))
+    unmarked_hits = sum(
+        r.found for k in range(0, count, 500) for r in wm.detect_many(crops(pool, min(500, count - k)), SECRET)
+    )
     other_key_hits = sum(r.found for r in wm.detect_many(crops(marked, count // 4) + marked, SECRET))
     return {
         "unmarked_crops": count,
@@ -143,15 +145,19 @@ def run_peer(peer_python: str, images: list[Path], timing: dict[str, Path], repe
 
 
 def report(ours: dict, peers: dict, timing: dict, alarms: dict) -> str:
-    methods = {"ours": ours["robustness"], **{m: peers["robustness"][m] for m in PEERS if m in peers.get("robustness", {})}}
+    methods = {"ours": ours["robustness"]}
+    methods.update({m: peers["robustness"][m] for m in PEERS if m in peers.get("robustness", {})})
     lines = ["| attack | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for attack in ATTACKS:
-        cells = [f"{r['attacks'][attack]['exact']:.0%} ({r['attacks'][attack]['bit_accuracy']:.1%})" for r in methods.values()]
+        cells = [f"{r['attacks'][attack]['exact']:.0%} ({r['attacks'][attack]['bit_accuracy']:.1%})"
+                 for r in methods.values()]
         lines.append(f"| {attack} | " + " | ".join(cells) + " |")
-    lines.append("| PSNR mean / min (dB) | " + " | ".join(f"{r['psnr_mean']:.1f} / {r['psnr_min']:.1f}" for r in methods.values()) + " |")
+    psnrs = (f"{r['psnr_mean']:.1f} / {r['psnr_min']:.1f}" for r in methods.values())
+    lines.append("| PSNR mean / min (dB) | " + " | ".join(psnrs) + " |")
     for label in timing["ours"]:
         for phase in ("embed_s", "detect_s"):
-            cells = [f"{timing[m][label][phase] * 1000:.0f} ms" for m in ["ours", *PEERS] if m in timing and label in timing[m]]
+            cells = [f"{timing[m][label][phase] * 1000:.0f} ms"
+                     for m in ["ours", *PEERS] if m in timing and label in timing[m]]
             lines.append(f"| {phase[:-2]} time {label} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     text += "\n\nCells: exact-payload rate (bit accuracy). Times: median per image, this machine, one run.\n"
@@ -199,13 +205,14 @@ def main() -> None:
                 for method, cell in by_method.items():
                     timing.setdefault(method, {})[label] = cell
         else:
-            print(f"peer interpreter {args.peer_python} not found: ours only (see the module docstring)", file=sys.stderr)
+            print(f"peer interpreter {args.peer_python} not found: ours only (see the docstring)", file=sys.stderr)
         alarms = false_alarms(images, args.crops)
 
     print(f"{len(images)} natural images, {len(ATTACKS)} attacks\n")
     print(report(ours, peers, timing, alarms))
     if args.json:
-        args.json.write_text(json.dumps({"ours": ours, "peers": peers, "timing": timing, "false_alarms": alarms}, indent=2))
+        numbers = {"ours": ours, "peers": peers, "timing": timing, "false_alarms": alarms}
+        args.json.write_text(json.dumps(numbers, indent=2))
 
 
 if __name__ == "__main__":

@@ -103,3 +103,24 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PI
 def _describe(exc: Exception) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def save_image(image: Image.Image, path: str | Path, *, icc_profile: bytes | None = None) -> None:
+    """Write ``image`` in the format its suffix names (JPEG at quality 95, PNG lossless)."""
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image suffix; use one of {', '.join(sorted(_SAVE_FORMATS))}")
+    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
+    if fmt == "JPEG":
+        image = image.convert("RGB") if image.mode not in ("L", "RGB") else image
+        options.update(quality=95)
+    elif fmt == "WEBP":
+        options.update(quality=95)
+    try:
+        image.save(path, format=fmt, **options)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write image: {exc.strerror or exc}") from None

@@ -35,6 +35,8 @@ FacesOpt = Annotated[Optional[bool], typer.Option("--faces/--no-faces", help="Al
 AggregateOpt = Annotated[Optional[str], typer.Option("--aggregate", help="Image score from crops: max | mean | "
                                                      "image.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto | bf16 | fp32 | int8 (int8: CPU, linear "
+                                                 "layers only).")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per batch.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (0: in-process).")]
 RealOpt = Annotated[Path, typer.Option("--real", help="Folder of real photographs (searched recursively).")]
@@ -51,6 +53,7 @@ def detector_options(
     faces: bool | None = None,
     aggregate: str | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def detector_options(
         options.update(rules[0].options)
     given = {"backend": backend, "model": model, "checkpoint": checkpoint, "fake_labels": fake_label or None,
              "calibration": calibration, "faces": faces, "aggregate": aggregate, "device": device,
-             "batch_size": batch_size, "workers": workers}
+             "dtype": dtype, "batch_size": batch_size, "workers": workers}
     options.update({k: v for k, v in given.items() if v is not None})
     return options
 
@@ -141,7 +144,7 @@ def register(app: typer.Typer) -> None:
                                                     "beside the checkpoint).")] = None,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
         fake_label: FakeLabelOpt = None, faces: FacesOpt = None, aggregate: AggregateOpt = None,
-        device: DeviceOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
+        device: DeviceOpt = None, dtype: DtypeOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Set the threshold for a target false-positive rate on your own real images, and store it."""
@@ -150,8 +153,8 @@ def register(app: typer.Typer) -> None:
         if method not in ("auto", "conformal", "platt"):
             raise InputError(f"--method: expected auto, conformal or platt, got {method!r}")
         options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
-                                   faces=faces, aggregate=aggregate, device=device, batch_size=batch_size,
-                                   workers=workers)
+                                   faces=faces, aggregate=aggregate, device=device, dtype=dtype,
+                                   batch_size=batch_size, workers=workers)
         detector = build_detector(options, calibration=False)
         target = out or detector.default_calibration_path()
         if target is None:
@@ -237,15 +240,15 @@ def register(app: typer.Typer) -> None:
                                                  "sweeps.")] = True,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
         fake_label: FakeLabelOpt = None, calibration: CalibrationOpt = None, faces: FacesOpt = None,
-        aggregate: AggregateOpt = None, device: DeviceOpt = None, batch_size: BatchOpt = None,
-        workers: WorkersOpt = None, as_json: JsonOpt = False,
+        aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
+        batch_size: BatchOpt = None, workers: WorkersOpt = None, as_json: JsonOpt = False,
     ) -> None:
         """AUC, AP, accuracy at threshold and TPR at 1% FPR, clean and under JPEG and blur."""
         from detectors.deepfake import evaluation
 
         options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
                                    calibration=calibration, faces=faces, aggregate=aggregate, device=device,
-                                   batch_size=batch_size, workers=workers)
+                                   dtype=dtype, batch_size=batch_size, workers=workers)
         detector = build_detector(options)
         real_files = [str(p) for p in image_files(real)]
         fake_files = [str(p) for p in image_files(fake)]

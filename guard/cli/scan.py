@@ -26,6 +26,7 @@ from guard.cli.detector import (
     CalibrationOpt,
     CheckpointOpt,
     DeviceOpt,
+    DtypeOpt,
     FacesOpt,
     FakeLabelOpt,
     ModelOpt,
@@ -90,8 +91,8 @@ def register(app: typer.Typer) -> None:
         keys: KeysOpt = None,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
         fake_label: FakeLabelOpt = None, calibration: CalibrationOpt = None, faces: FacesOpt = None,
-        aggregate: AggregateOpt = None, device: DeviceOpt = None, batch_size: BatchOpt = None,
-        workers: WorkersOpt = None, as_json: JsonOpt = False,
+        aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
+        batch_size: BatchOpt = None, workers: WorkersOpt = None, as_json: JsonOpt = False,
     ) -> None:
         """Scan images and text files: deepfake scores, C2PA status, watermark, text detectors."""
         from guard import scan as scanner
@@ -101,7 +102,8 @@ def register(app: typer.Typer) -> None:
         files_total = len(scanner.expand(paths))  # fails early, before models load, on a missing path
         cli_options = detector_options(None, backend=backend, model=model, checkpoint=checkpoint,
                                        fake_label=fake_label, calibration=calibration, faces=faces,
-                                       aggregate=aggregate, device=device, batch_size=batch_size, workers=workers)
+                                       aggregate=aggregate, device=device, dtype=dtype, batch_size=batch_size,
+                                       workers=workers)
         image_rules, text_rules = _rules(policy, cli_options)
         secret, anchors = _keys(keys) if provenance else (None, None)
         settings = scanner.ScanSettings(image_rules=image_rules, text_rules=text_rules, watermark_secret=secret,

@@ -8,22 +8,24 @@ Design (``SCHEME``), in the order the embedder applies it:
    tile, i.e. 0.09..0.28 cycles per working pixel). Measured per ring, lower frequencies are drowned by the
    image's own content, higher ones by JPEG q50; this ring is where the mark's signal-to-interference ratio is
    best under every listed attack. Each real degree of freedom (the real or imaginary part of one coefficient)
-   carries either a *pilot* value (20 %, used to find the tile's position) or one coded bit times a sign. Which is which, the signs and the pilot are drawn from the secret, so the
-   mark can be neither read nor located without it.
+   carries either a *pilot* value (20 %, used to find the tile's position) or one coded bit times a sign.
+   Which is which, the signs and the pilot are drawn from the secret, so the mark can be neither read nor
+   located without it.
 3. **Informed embedding**: the image is the detector's largest noise source, and the embedder sees it, so it
    runs the detector's front end on the image and, for each coded bit the image's content pushes the wrong
    way, boosts that bit's amplitude to cancel it (bounded; the residual is then rescaled to the same RMS).
 4. **Working resolution**: the luma residual is built at a working resolution, the image downscaled by 2**k
-   with k the smallest level that brings its area under 2 x 512 x 512, tiled from the top-left corner, upscaled by
-   exactly 2**k and added to R, G and B alike (a pure luma change). Cost hardly grows with the image: a 4K
-   image is marked at 960x540, a 512x512 one at full size. The level depends on pixel scale, not on the image's size after a crop, so a
-   crop is only a translation of the tiling.
+   with k the smallest level that brings its area under 2 x 512 x 512, tiled from the top-left corner,
+   upscaled by exactly 2**k and added to R, G and B alike (a pure luma change). Cost hardly grows with the
+   image: a 4K image is marked at 960x540, a 512x512 one at full size. The level depends on pixel scale, not
+   on the image's size after a crop, so a crop is only a translation of the tiling.
 5. **Detection**: for the level the image's size implies and its neighbours (a crop may cross a level; a
-   border or padding may grow the image past one), the luma is area-downscaled, high-passed and normalised by its local contrast
-   (so a brightness or contrast change does nothing and textured regions do not drown the mark), and all tiles
-   are summed into one 128x128 tile ("folding": any crop offset becomes a cyclic shift). A cross-correlation
-   with the keyed pilot finds the shift to a fraction of a pixel; the aligned coefficients give one soft value
-   per coded bit, weighted by the noise in its frequency ring, and the Viterbi decoder returns the payload.
+   border or padding may grow the image past one), the luma is area-downscaled, high-passed and normalised by
+   its local contrast (so a brightness or contrast change does nothing and textured regions do not drown the
+   mark), and all tiles are summed into one 128x128 tile ("folding": any crop offset becomes a cyclic shift).
+   A cross-correlation with the keyed pilot finds the shift to a fraction of a pixel; the aligned coefficients
+   give one soft value per coded bit, weighted by the noise in its frequency ring, and the Viterbi decoder
+   returns the payload.
 
 Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates (3 levels x 2
 pilot peaks) are decoded per image and each matches by chance with probability 2**-32 on an image that holds no

@@ -77,6 +77,16 @@ def test_clip_probe_loads_released_format_on_a_full_clip_checkpoint(tiny_clip, p
     assert results[0][0].model.startswith(f"probe:{model_dir}@")
 
 
+def test_int8_probe_stays_close_to_fp32(tiny_clip, photos):
+    model_dir, fc = tiny_clip
+    images = [photos["chelsea"], photos["rocket"]]
+    options = dict(backend="probe", model=str(model_dir), checkpoint=str(fc), device="cpu", faces=False, workers=0)
+    fp32 = [s[0].value for s in DeepfakeDetector(**options, dtype="fp32").score(images)]
+    int8 = DeepfakeDetector(**options, dtype="int8")
+    assert int8.backend().runner.int8
+    np.testing.assert_allclose([s[0].value for s in int8.score(images)], fp32, atol=0.02)
+
+
 def test_clip_probe_rejects_wrong_files(tiny_clip, tmp_path):
     import torch
 
