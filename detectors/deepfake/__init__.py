@@ -66,7 +66,7 @@ class DeepfakeDetector(Detector):
         aggregate: Literal["max", "mean", "image"] = "max",
         calibration: str | bool | None = None,
         device: str = "auto",
-        dtype: Literal["auto", "bf16", "fp32"] = "auto",
+        dtype: Literal["auto", "bf16", "fp32", "int8"] = "auto",
         batch_size: int = 32,
         workers: int | None = None,
         crop_size: int = 224,
@@ -238,7 +238,7 @@ class DeepfakeDetector(Detector):
         values = calibration.apply(np.append(raw, combined)) if calibration else np.append(raw, combined)
         value = float(np.clip(values[-1], 0.0, 1.0))
         details: dict[str, Any] = {
-            "raw": round(combined, 6),
+            "raw": combined,  # unrounded: calibration is fitted on it
             "whole_image": round(float(values[0]), 6),
             "faces": [
                 {"box": box, "value": round(float(values[1 + i]), 6), "raw": round(float(raw[1 + i]), 6)}
