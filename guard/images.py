@@ -21,6 +21,8 @@ def finalize_image(guard, generator, rec, image) -> tuple[dict[str, Any] | None,
     Returns (manifest summary or None, PNG file bytes, the watermarked image).
     """
     policy = guard.policy
+    if policy.disclosure.faces:
+        image = _disclose_faces(policy.disclosure, rec, image)
     if policy.watermark.image.enabled:
         from guard.watermark.image import SCHEME, WatermarkPayload, embed
 
@@ -45,3 +47,26 @@ def finalize_image(guard, generator, rec, image) -> tuple[dict[str, Any] | None,
     )
     rec.signature = {"type": "c2pa", "file_sha256": hashlib.sha256(signed).hexdigest(), "format": "image/png"}
     return {"type": "c2pa", "file_sha256": rec.signature["file_sha256"]}, signed, image
+
+
+def _disclose_faces(settings, rec, image):
+    """Record a deepfake disclosure when the image shows faces, and draw the visible label if asked."""
+    from detectors.deepfake.faces import find_faces
+
+    faces = find_faces(image)
+    if not faces:
+        return image
+    rec.extra["faces"] = [box.to_list() for box in faces]
+    rec.extra["disclosure"] = {"reason": "realistic human faces", "faces": len(faces),
+                               "visible_label": settings.label_text if settings.visible_label else None}
+    if settings.visible_label:
+        from PIL import ImageDraw
+
+        image = image.convert("RGB")
+        draw = ImageDraw.Draw(image)
+        size = max(12, image.height // 24)
+        margin = size // 3
+        box = draw.textbbox((margin, image.height - size - 2 * margin), settings.label_text, font_size=size)
+        draw.rectangle((box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin), fill=(0, 0, 0))
+        draw.text((box[0], box[1]), settings.label_text, fill=(255, 255, 255), font_size=size)
+    return image

@@ -101,6 +101,14 @@ class ImageWatermark(_Strict):
     strength: float = Field(default=1.0, gt=0)
 
 
+class Disclosure(_Strict):
+    """Deepfake disclosure (EU AI Act Art. 50(4)): outputs that show realistic human faces are declared."""
+
+    faces: bool = False  # look for faces in image outputs and record a disclosure when there are any
+    visible_label: bool = False  # also draw a visible "AI-generated" label on such images
+    label_text: str = "AI-generated"
+
+
 class Watermark(_Strict):
     text: TextWatermark = TextWatermark()
     image: ImageWatermark = ImageWatermark()
@@ -123,6 +131,7 @@ class Policy(_Strict):
     stages: Stages = Stages()
     watermark: Watermark = Watermark()
     signing: Signing = Signing()
+    disclosure: Disclosure = Disclosure()
     log: LogSettings = LogSettings()
     bias: BiasPolicy = BiasPolicy()  # tolerances of `guard bias-audit`
     prompt_storage: Literal["plain", "hash", "none"] = "hash"

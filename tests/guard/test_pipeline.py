@@ -175,3 +175,20 @@ def test_unavailable_detector_falls_back_to_the_named_scorer(make_guard, tmp_pat
     assert result.blocked  # the fallback scored it, and its label crossed the threshold
     assert {s["detector"] for s in result.scores} == {"sentiment"}
     assert result.errors and result.errors[0]["detector"] == "toxicity"
+
+
+def test_faces_in_an_output_image_are_disclosed_with_a_visible_label(make_guard):
+    from skimage import data
+    from PIL import Image
+
+    policy = parse("name: d\nsigning: {image: none}\nwatermark: {image: {enabled: false}}\n"
+                   "disclosure: {faces: true, visible_label: true}\n")
+    guard = make_guard(policy)
+    original = Image.fromarray(data.astronaut())
+    result = guard.wrap(lambda p: original.copy())("an astronaut")
+    record = guard.log.get(result.index).data
+    assert record["extra"]["disclosure"]["faces"] >= 1 and record["extra"]["faces"]
+    assert record["extra"]["disclosure"]["visible_label"] == "AI-generated"
+    assert result.artifact.tobytes() != original.tobytes()  # the label is drawn on what is handed back
+    plain = guard.wrap(lambda p: Image.new("RGB", (256, 256), (90, 140, 200)))("sky")
+    assert "disclosure" not in guard.log.get(plain.index).data["extra"]
