@@ -41,7 +41,8 @@ class Generator(abc.ABC):
 
     ``hooks`` carries generation-time marks from the guard: ``hooks["text_watermark"]`` is a text watermark
     configuration a text backend embeds while sampling; ``hooks["latents"]`` is the initial noise a diffusion
-    backend starts from. A backend that cannot honour a hook ignores it and leaves ``watermarked`` False.
+    backend starts from; ``hooks["input_images"]`` are the (already checked) input images of an image-to-image or
+    editing call, one per prompt. A backend that cannot honour a hook ignores it and leaves ``watermarked`` False.
     """
 
     modality: Modality

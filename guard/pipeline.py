@@ -105,11 +105,26 @@ class Guard:
 
     # -- the pipeline ------------------------------------------------------------------------------------
 
-    def run(self, generator: Generator, prompts: list[str], **params: Any) -> list[GuardedResult]:
-        """Run a batch of prompts through every stage; returns one result per prompt, in order."""
+    def run(self, generator: Generator, prompts: list[str], *, images: list[Any] | None = None,
+            **params: Any) -> list[GuardedResult]:
+        """Run a batch of prompts through every stage; returns one result per prompt, in order.
+
+        ``images`` are input images (one per prompt, for image-to-image or editing): the prompt-stage image
+        detectors (e.g. ``deepfake``) score them with the prompt, so a policy can refuse to edit a deepfake; they
+        reach the generator as ``hooks["input_images"]`` and their digests are recorded.
+        """
         policy = self.policy
         prompt_decisions = self._check("prompt", policy.stages.prompt, prompts)
         prompts = [self._redact_if(d, p, policy.stages.prompt) for d, p in zip(prompt_decisions, prompts)]
+        if images is not None:
+            if len(images) != len(prompts):
+                raise GuardError(f"{len(images)} input images for {len(prompts)} prompts; give one per prompt")
+            for d, checked in zip(prompt_decisions, self._check("input", policy.stages.prompt, images)):
+                d.scores += checked.scores
+                d.errors += checked.errors
+                d.violations += checked.violations
+                # An image cannot be redacted sentence by sentence: a redacting rule refuses it.
+                d.escalate(Action.block if checked.action is Action.redact else checked.action)
 
         records: list[ProvenanceRecord] = []
         outputs: list[tuple[ProvenanceRecord, Any, Generation | None]] = []
@@ -125,7 +140,10 @@ class Guard:
         attempt = 1
         max_attempts = max((r.max_attempts for r in policy.stages.output if r.action is Action.regenerate), default=1)
         while to_generate:
-            generations = generator.generate([prompts[i] for i in to_generate], hooks=self._hooks(generator), **params)
+            hooks = self._hooks(generator)
+            if images is not None:
+                hooks["input_images"] = [images[i] for i in to_generate]
+            generations = generator.generate([prompts[i] for i in to_generate], hooks=hooks, **params)
             decisions = self._check("output", policy.stages.output, [g.content for g in generations])
             retry = []
             for i, gen, d in zip(to_generate, generations, decisions):
@@ -149,6 +167,9 @@ class Guard:
                 finals[i] = (rec, None if rec.verdict == "block" else content)
             to_generate, attempt = retry, attempt + 1
 
+        if images is not None:
+            for i, image in enumerate(images):
+                finals[i][0].extra["input_image"] = artifacts.image_digest(image)
         return self._commit(generator, records, [finals[i] for i in range(len(prompts))])
 
     def _commit(
@@ -353,11 +374,12 @@ class Guarded:
         self.generator = generator
         self.__wrapped__ = getattr(generator, "fn", generator)
 
-    def __call__(self, prompt: str, **params: Any) -> GuardedResult:
-        return self.guard.run(self.generator, [prompt], **params)[0]
+    def __call__(self, prompt: str, *, image: Any = None, **params: Any) -> GuardedResult:
+        """One guarded generation; ``image`` is an input image (image-to-image, editing) checked before use."""
+        return self.guard.run(self.generator, [prompt], images=None if image is None else [image], **params)[0]
 
-    def batch(self, prompts: list[str], **params: Any) -> list[GuardedResult]:
-        return self.guard.run(self.generator, list(prompts), **params)
+    def batch(self, prompts: list[str], *, images: list[Any] | None = None, **params: Any) -> list[GuardedResult]:
+        return self.guard.run(self.generator, list(prompts), images=images, **params)
 
     async def agenerate(self, prompt: str, **params: Any) -> GuardedResult:
         """Run the pipeline in a worker thread so a server's event loop keeps serving."""
