@@ -41,8 +41,8 @@ class ImageFile:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> ImageFile:
-    """Read and decode an image file, or raise ``InputError`` saying what is wrong with it."""
+def read_file(path: str | Path) -> bytes:
+    """The bytes of an image file, or an ``InputError`` naming the file (missing, a folder, too big, unreadable)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -50,13 +50,18 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> ImageFile:
             raise InputError(f"{path}: is a folder, not an image file")
         if size > MAX_FILE_BYTES:
             raise InputError(f"{path}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte limit for images")
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> ImageFile:
+    """Read and decode an image file, or raise ``InputError`` saying what is wrong with it."""
+    data = read_file(path)
     image, mime = decode_image(data, name=str(path), max_pixels=max_pixels)
     return ImageFile(name=str(path), data=data, mime=mime, image=image)
 

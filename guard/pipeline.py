@@ -127,7 +127,6 @@ class Guard:
                 d.escalate(Action.block if checked.action is Action.redact else checked.action)
 
         records: list[ProvenanceRecord] = []
-        outputs: list[tuple[ProvenanceRecord, Any, Generation | None]] = []
         to_generate = [i for i, d in enumerate(prompt_decisions) if d.action is not Action.block]
         finals: dict[int, tuple[ProvenanceRecord, Any]] = {}
 

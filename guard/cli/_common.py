@@ -19,23 +19,17 @@ KeysOpt = Annotated[
 ]
 
 
-def open_log(url: str | None):
-    from guard.provenance.log import ProvenanceLog
-
-    return ProvenanceLog(url)
-
-
 def open_existing_log(url: str | None):
     """Open a log that must already exist: a mistyped path is an error, not a new empty log."""
     from guard.errors import LogError
-    from guard.provenance.log import normalize_url
+    from guard.provenance.log import ProvenanceLog, normalize_url
 
     normalized = normalize_url(url)
     if normalized.startswith("sqlite:///"):
         path = Path(normalized.removeprefix("sqlite:///"))
         if not path.is_file():
             raise LogError(f"{path}: no provenance log there (pass --log or set GUARD_LOG)")
-    return open_log(normalized)
+    return ProvenanceLog(normalized)
 
 
 def keystore(path: Path | None):

@@ -20,5 +20,3 @@ def emit(data: Any, as_json: bool, human: Callable[[Console], None]) -> None:
     else:
         human(stdout)
 
-
-JSON_OPTION_HELP = "Print machine-readable JSON on stdout."

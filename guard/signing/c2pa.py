@@ -297,15 +297,9 @@ def _claim_generator(active: dict[str, Any]) -> dict[str, Any] | None:
 def _read_source(source: str | Path | bytes) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source)
-    path = Path(source)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not an image file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    from guard.imageio import read_file
+
+    return read_file(source)
 
 
 def _sniff_mime(data: bytes) -> str | None:

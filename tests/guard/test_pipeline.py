@@ -99,10 +99,6 @@ def test_flag_returns_output_and_marks_it(make_guard):
     assert result.verdict == "flag" and result.text == HOSTILE
 
 
-class _Broken:
-    """A detector whose model cannot run: the policy's ``fail`` setting decides."""
-
-
 @pytest.mark.parametrize("fail, verdict", [("closed", "block"), ("open", "flag")])
 def test_detector_failure_follows_fail_setting(make_guard, fail, verdict, monkeypatch):
     from detectors.sentiment import SentimentDetector

@@ -97,7 +97,7 @@ def swap_checkpoint(log, keys):
 
 def forge_checkpoint_signature(log, keys):
     note = _checkpoint_note(log, 2)
-    body, sig_line = note.rsplit("\n", 2)[0], note.rstrip("\n").rsplit(" ", 1)
+    sig_line = note.rstrip("\n").rsplit(" ", 1)
     raw = bytearray(base64.b64decode(sig_line[1]))
     raw[10] ^= 0x01
     _exec(log, "UPDATE guard_checkpoints SET note = :n WHERE id = 2",
