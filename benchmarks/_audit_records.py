@@ -70,8 +70,8 @@ def synth_record(i: int, n: int, rng: random.Random) -> ProvenanceRecord:
 
 
 def real_text_record(text: str, created_at: str) -> ProvenanceRecord:
-    from guard.artifact import text_digest
-    from guard.trace import text_signals
+    from guard.provenance.artifact import text_digest
+    from guard.audit.trace import text_signals
 
     return ProvenanceRecord(
         media_type="text/plain; charset=utf-8",
@@ -83,7 +83,7 @@ def real_text_record(text: str, created_at: str) -> ProvenanceRecord:
 
 
 def real_image_record(image, created_at: str) -> ProvenanceRecord:
-    from guard.artifact import image_digest
+    from guard.provenance.artifact import image_digest
 
     return ProvenanceRecord(
         media_type="image/png",

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from generators.base import GeneratorInfo  # noqa: E402
-from guard.keys import KeyStore  # noqa: E402
+from guard.signing.keys import KeyStore  # noqa: E402
 from guard.signing.c2pa import read_manifest, sign_image  # noqa: E402
 
 INTEROP = Path(__file__).resolve().parents[2] / "shared" / "interop" / "c2pa"

@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300)
     args = parser.parse_args()
 
-    from guard.keys import KeyStore
-    from guard.pipeline import Guard
+    from guard.signing.keys import KeyStore
+    from guard.pipeline.guard import Guard
     from guard.policy import parse
 
     home = Path(tempfile.mkdtemp())
@@ -46,7 +46,7 @@ def main() -> None:
           f"median {statistics.median(times) * 1e3:.2f} ms, p90 {times[int(0.9 * len(times))] * 1e3:.2f} ms")
 
     from generators.transformers_text import TransformersText
-    from guard.tiny_models import build_tiny_gpt2
+    from guard.demo.tiny_models import build_tiny_gpt2
     from guard.watermark.text import TextWatermarkDetector
 
     gen = TransformersText(build_tiny_gpt2(home / "gpt2"), device="cpu")

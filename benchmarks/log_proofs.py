@@ -64,7 +64,7 @@ def main() -> None:
         print(f"tree size {size:>9,}: inclusion proof {inc * 1e3:.3f} ms, consistency proof {con * 1e3:.3f} ms "
               f"(log2 n = {size.bit_length() - 1})")
     if args.verify:
-        from guard.keys import KeyStore
+        from guard.signing.keys import KeyStore
         from guard.provenance.verify import verify_log
         import tempfile
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._audit_records import real_image_record, real_text_record, synth_record  # noqa: E402
 from detectors import fingerprints as fp  # noqa: E402
 from guard.provenance.log import ProvenanceLog  # noqa: E402
-from guard.trace import TraceIndex, index_records, trace_image, trace_text  # noqa: E402
+from guard.audit.trace import TraceIndex, index_records, trace_image, trace_text  # noqa: E402
 
 IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field", "immunohistochemistry",
           "retina", "moon", "page", "text", "horse", "cat", "brick", "grass", "gravel")

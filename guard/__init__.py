@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 __all__ = ["Guard", "GuardedResult", "load_policy"]
 
 if TYPE_CHECKING:
-    from guard.pipeline import Guard, GuardedResult
+    from guard.pipeline.guard import Guard, GuardedResult
     from guard.policy import load as load_policy
 
 
 def __getattr__(name: str):
     # Imported on first use, so `guard --help` and library users who need only the log stay light.
     if name in ("Guard", "GuardedResult"):
-        from guard import pipeline
+        from guard.pipeline import guard as pipeline
 
         return getattr(pipeline, name)
     if name == "load_policy":

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guard.bias.settings import BiasPolicy
-from guard.errors import PolicyError
+from core.errors import PolicyError
 
 
 class Action(str, Enum):
@@ -140,7 +140,7 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _known_detectors(self) -> "Policy":
-        from guard.detection import available
+        from guard.pipeline.registry import available
 
         known = available()
         for stage in ("prompt", "output"):

@@ -28,7 +28,7 @@ def _isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def keys(tmp_path):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     store = KeyStore(tmp_path / "keys")
     store.init()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.export import Filters, iter_filtered
+from guard.audit.export import Filters, iter_filtered
 from guard.provenance.log import ProvenanceLog
 
 SCORE_BINS = 20

@@ -22,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.errors import InputError
-from guard.keys import guard_home
+from core.errors import InputError
+from guard.home import guard_home
 
 
 @dataclass(frozen=True)

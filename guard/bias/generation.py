@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.base import Generator
-from guard.errors import InputError
+from core.errors import InputError
 
 
 def _is_callable_spec(spec: str) -> bool:

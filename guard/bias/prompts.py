@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.bias.terms import TermList, load_terms, parse_terms
-from guard.errors import InputError
+from core.errors import InputError
 
 PLACEHOLDERS = {"subject", "Subject", "people", "People"}
 HOLISTIC_BIAS_FILES = ("descriptors.json", "nouns.json", "sentence_templates.json", "standalone_noun_phrases.json")

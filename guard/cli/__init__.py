@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from guard.errors import GuardError
+from core.errors import GuardError
 
 COMMAND_MODULES = (
     "guard.cli.keys",

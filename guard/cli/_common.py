@@ -21,7 +21,7 @@ KeysOpt = Annotated[
 
 def open_existing_log(url: str | None):
     """Open a log that must already exist: a mistyped path is an error, not a new empty log."""
-    from guard.errors import LogError
+    from core.errors import LogError
     from guard.provenance.log import ProvenanceLog, normalize_url
 
     normalized = normalize_url(url)
@@ -33,6 +33,6 @@ def open_existing_log(url: str | None):
 
 
 def keystore(path: Path | None):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     return KeyStore(path)

@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from guard.audit import gather, render
-        from guard.errors import KeysError
-        from guard.export import Filters
+        from core.errors import KeysError
+        from guard.audit.export import Filters
 
         fmt = "json" if as_json else "md" if markdown else {".md": "md", ".json": "json"}.get(
             out.suffix.lower() if out else "", "html")

@@ -15,7 +15,7 @@ from guard.cli._output import emit
 
 def _pairs(values: list[str], what: str) -> dict[str, Any]:
     """``KEY=VALUE`` options; values are read as JSON when they parse (numbers, booleans), else as text."""
-    from guard.errors import InputError
+    from core.errors import InputError
 
     out: dict[str, Any] = {}
     for item in values:
@@ -34,7 +34,7 @@ def _settings(policy: str | None, overrides: dict[str, Any]):
     from pydantic import ValidationError
 
     from guard.bias.settings import BiasPolicy
-    from guard.errors import InputError
+    from core.errors import InputError
 
     base: dict[str, Any] = {}
     loaded = None
@@ -95,13 +95,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Counterfactual bias audit: exit 1 when a group's disparity exceeds the tolerance, 2 on bad input."""
-        from guard import detection
+        from guard.pipeline import registry as detection
         from guard.bias.audit import DetectorScorer, analyse, collect
         from guard.bias.generation import build_generator, generate_fn, sampling_params
         from guard.bias.prompts import load_prompt_set
         from guard.bias.scorer_audit import audit_scorer
         from guard.cli._output import stderr
-        from guard.errors import InputError
+        from core.errors import InputError
 
         settings, loaded = _settings(policy, {
             "toxicity_threshold": threshold, "max_difference": max_difference, "min_ratio": min_ratio,
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         backend = build_generator(generator)
         guard = None
         if loaded is not None:  # with a policy, completions go through the guarded pipeline and are logged
-            from guard.pipeline import Guard
+            from guard.pipeline.guard import Guard
 
             guard = Guard(loaded, log=log, keys=keys_dir)
         generate = generate_fn(backend, seed=settings.seed, guard=guard,

@@ -26,9 +26,9 @@ def register(app: typer.Typer) -> None:
         """Pass, partial or fail for each duty, with evidence, and what the log cannot show. Exit 1 on a fail."""
         from rich.table import Table
 
-        from guard.compliance import checklist
-        from guard.export import Filters
-        from guard.keys import KeyStore
+        from guard.audit.compliance import checklist
+        from guard.audit.export import Filters
+        from guard.signing.keys import KeyStore
 
         keys = KeyStore(keys_dir)
         result = checklist(open_existing_log(log), framework, keys=keys if keys.directory.is_dir() else None,

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         import json
         import sys
 
-        from guard.demo import run_demo
+        from guard.demo.run import run_demo
 
         summary = run_demo(home, quiet=as_json)
         if as_json:

@@ -15,8 +15,8 @@ import typer
 
 from guard.cli._common import JsonOpt
 from guard.cli._output import emit, stderr
-from guard.errors import DetectorError, InputError
-from guard.scan import IMAGE_SUFFIXES
+from core.errors import DetectorError, InputError
+from guard.audit.scan import IMAGE_SUFFIXES
 
 DETECTOR = "deepfake"
 

@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write an evidence bundle: record, inclusion proof, signed checkpoint, public key, artifact hash."""
-        from guard.errors import InputError, VerificationError
-        from guard.evidence import build_bundle, verify_bundle
+        from core.errors import InputError, VerificationError
+        from guard.verify.evidence import build_bundle, verify_bundle
 
         plog = open_existing_log(log)
         if (index is None) == (record_id is None):
@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Check an evidence bundle offline; exit 1 if anything in it does not verify."""
-        from guard.errors import InputError
-        from guard.evidence import verify_bundle
+        from core.errors import InputError
+        from guard.verify.evidence import verify_bundle
 
         try:
             data = bundle.read_bytes()

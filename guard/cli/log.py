@@ -11,7 +11,7 @@ import typer
 
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import emit, stderr
-from guard.errors import InputError, VerificationError
+from core.errors import InputError, VerificationError
 
 
 def register(app: typer.Typer) -> None:
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
             help="Only records this detector scored or failed on (repeatable).")] = None,
     ) -> None:
         """Export records in index order with their leaf hashes, filtered by time, verdict, model and detector."""
-        from guard.export import Filters, export as export_records
+        from guard.audit.export import Filters, export as export_records
 
         filters = Filters.parse(since=since, until=until, verdicts=verdict or (), models=model or (),
                                 detectors=detector or ())

@@ -35,15 +35,15 @@ from guard.cli.detector import (
     build_detector,
     detector_options,
 )
-from guard.errors import InputError
+from core.errors import InputError
 
 
 def _rules(policy: str | None, cli_options: dict[str, Any]):
     """Image and text rules from the policy, plus the deepfake detector configured on the command line."""
-    from guard import detection
+    from guard.pipeline import registry as detection
     from guard import policy as policies
-    from guard.errors import DetectorError
-    from guard.scan import Rule
+    from core.errors import DetectorError
+    from guard.audit.scan import Rule
 
     image_rules: list[Rule] = []
     text_rules: list[Rule] = []
@@ -71,7 +71,7 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
 
 def _keys(keys_dir: Path | None) -> tuple[bytes | None, bytes | None]:
     """The watermark secret and our CA certificate, when a key store is there (else neither is used)."""
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     store = KeyStore(keys_dir)
     if not store.exists():
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = None, workers: WorkersOpt = None, as_json: JsonOpt = False,
     ) -> None:
         """Scan images and text files: deepfake scores, C2PA status, watermark, text detectors."""
-        from guard import scan as scanner
+        from guard.audit import scan as scanner
 
         if as_json and as_jsonl:
             raise InputError("--json and --jsonl are exclusive: pick one output format")

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Test FILE for the green-list watermark the policy's settings and your key embed."""
         from guard import policy as policies
         from guard.cli._common import keystore
-        from guard.verify_text import read_text_file
+        from guard.verify.text import read_text_file
         from guard.watermark.text import detect_text_watermark
 
         text = read_text_file(file)
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
 def _tokenizer_and_config(model: str, revision: str | None):
     from transformers import AutoConfig, AutoTokenizer
 
-    from guard.errors import InputError
+    from core.errors import InputError
 
     try:
         return (AutoTokenizer.from_pretrained(model, revision=revision),

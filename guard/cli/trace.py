@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
         """
         from rich.table import Table
 
-        from guard.keys import KeyStore
-        from guard.trace import trace_file
+        from guard.signing.keys import KeyStore
+        from guard.audit.trace import trace_file
 
         keys = KeyStore(keys_dir)
         report = trace_file(file, open_existing_log(log), keys=keys if keys.directory.is_dir() else None,

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Check a file's signature and find its provenance record; exit 1 if anything does not check out."""
-        from guard.errors import InputError
+        from core.errors import InputError
 
         if not file.is_file():
             raise InputError(f"{file}: no such file")
@@ -37,11 +37,11 @@ def register(app: typer.Typer) -> None:
         keys = keystore(keys_dir)
         plog = open_existing_log(log)
         if file.suffix.lower() in IMAGE_SUFFIXES:
-            from guard.verify_image import verify_image
+            from guard.verify.image import verify_image
 
             report = verify_image(file, keys=keys, log=plog, trust=trust_pem)
         else:
-            from guard.verify_text import verify_text
+            from guard.verify.text import verify_text
 
             report = verify_text(file, log=plog, keys=keys, envelope_path=envelope, trust_pem=trust_pem)
 

@@ -33,10 +33,10 @@ def register(app: typer.Typer) -> None:
         """Embed a payload (the key id and a record id) that survives JPEG, resizing, cropping and blur."""
         import numpy as np
 
-        from guard.errors import InputError
+        from core.errors import InputError
         from guard.provenance.record import new_record_id
         from guard.watermark import image as wm_image
-        from guard.imageio import load_image as open_image, save_image
+        from core.imageio import load_image as open_image, save_image
 
         store = keystore(keys_dir)
         source = open_image(image)
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Read the payload if this key's mark is present; exit 1 if it is not."""
         from guard.watermark import image as wm_image
-        from guard.imageio import load_image as open_image
+        from core.imageio import load_image as open_image
 
         secret = keystore(keys_dir).watermark_secret()
         result = wm_image.detect(open_image(image), secret)

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Fingerprint works into the registry (the works themselves are not copied)."""
-        from guard.works import add_paths, open_store
+        from guard.audit.works import add_paths, open_store
 
         store = open_store(works, create=True)
         added = add_paths(store, paths, name=name)
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """List the registered works."""
         from rich.table import Table
 
-        from guard.works import open_store
+        from guard.audit.works import open_store
 
         store = open_store(works)
         items = store.works()
@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
     def remove(work_id: Annotated[int, typer.Argument(help="Id shown by `guard works list`.")],
                works: WorksOpt = None, as_json: JsonOpt = False) -> None:
         """Remove a work from the registry."""
-        from guard.errors import InputError
-        from guard.works import open_store
+        from core.errors import InputError
+        from guard.audit.works import open_store
 
         if not open_store(works).remove(work_id):
             raise InputError(f"no work with id {work_id}")

@@ -19,7 +19,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from guard.errors import VerificationError
+from core.errors import VerificationError
 
 ED25519_TYPE = b"\x01"
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space begin every signature line

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.errors import LogError
+from core.errors import LogError
 from guard.provenance import merkle
 from guard.provenance.checkpoint import Checkpoint, SignedCheckpoint
 from guard.provenance.record import ProvenanceRecord, commitment
@@ -79,7 +79,7 @@ def _tables():
 
 def normalize_url(ref: str | Path | None) -> str:
     """A SQLAlchemy URL from a URL, a file path or nothing (the default log under ``$GUARD_HOME``)."""
-    from guard.keys import guard_home
+    from guard.home import guard_home
 
     if ref is None:
         ref = guard_home() / "provenance.db"
@@ -431,7 +431,7 @@ class ProvenanceLog:
         """Every stored checkpoint as (id, parsed note or None when malformed, raw note)."""
         from sqlalchemy import select
 
-        from guard.errors import VerificationError
+        from core.errors import VerificationError
 
         t = self._t["guard_checkpoints"]
         with self._read() as conn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from guard.errors import VerificationError
+from core.errors import VerificationError
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"

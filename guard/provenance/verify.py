@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.errors import VerificationError
+from core.errors import VerificationError
 from guard.provenance import merkle
 from guard.provenance.log import ProvenanceLog
 

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from guard.errors import InputError, KeysError
+from core.errors import InputError, KeysError
 
 if TYPE_CHECKING:
     from generators.base import GeneratorInfo
-    from guard.keys import ContentSigner
+    from guard.signing.keys import ContentSigner
 
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia"
@@ -297,7 +297,7 @@ def _claim_generator(active: dict[str, Any]) -> dict[str, Any] | None:
 def _read_source(source: str | Path | bytes) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source)
-    from guard.imageio import read_file
+    from core.imageio import read_file
 
     return read_file(source)
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from guard.errors import InputError, VerificationError
+from core.errors import InputError, VerificationError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

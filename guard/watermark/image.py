@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guard.errors import InputError, KeysError
+from core.errors import InputError, KeysError
 from guard.watermark import image_coding as coding
 
 if TYPE_CHECKING:

@@ -64,13 +64,13 @@ def mixed_log(tmp_path_factory) -> MixedLog:
     from skimage import data as skdata
 
     from detectors.copyright import CopyrightDetector, WorksStore
-    from guard.artifact import text_digest
+    from guard.provenance.artifact import text_digest
     from guard.bias.logged import bias_signals
-    from guard.keys import KeyStore
-    from guard.pipeline import Guard
+    from guard.signing.keys import KeyStore
+    from guard.pipeline.guard import Guard
     from guard.provenance.log import ProvenanceLog
     from guard.provenance.record import ProvenanceRecord
-    from guard.trace import text_signals
+    from guard.audit.trace import text_signals
 
     root = tmp_path_factory.mktemp("mixed")
     keys = KeyStore(root / "keys")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.compliance import checklist
+from guard.audit.compliance import checklist
 from guard.provenance.log import ProvenanceLog
 
 
@@ -73,7 +73,7 @@ def test_deepfake_disclosure_counts_faces_the_detector_found(tmp_path):
     from PIL import Image
     from skimage import data as skdata
 
-    from guard.artifact import image_digest
+    from guard.provenance.artifact import image_digest
     from guard.provenance.record import ProvenanceRecord
 
     def record(faces, signed):

@@ -79,7 +79,7 @@ def test_image_works(tmp_path):
 
 
 def test_policy_blocks_a_reproduction(registry, tmp_path, keys):
-    from guard.pipeline import Guard
+    from guard.pipeline.guard import Guard
     from guard.policy import parse
 
     policy = parse(textwrap.dedent(f"""

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from guard.evidence import FORMAT, build_bundle, verify_bundle
+from guard.verify.evidence import FORMAT, build_bundle, verify_bundle
 from guard.provenance import merkle
 from guard.provenance.checkpoint import SignedCheckpoint
 
@@ -16,7 +16,7 @@ from guard.provenance.checkpoint import SignedCheckpoint
 @pytest.fixture
 def text_log(tmp_path, keys):
     """A small log made through the pipeline, with a checkpoint that does not yet cover its last records."""
-    from guard.pipeline import Guard
+    from guard.pipeline.guard import Guard
     from guard.policy import parse
 
     guard = Guard(parse("name: plain\nlog: {checkpoint_every: 1000}\n"), log=tmp_path / "log.db", keys=keys)
@@ -67,7 +67,7 @@ def test_every_single_byte_change_is_caught(text_log, keys):
 
 
 def test_wrong_trusted_key_fails(text_log, keys, tmp_path):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     log, _ = text_log
     other = KeyStore(tmp_path / "other")
@@ -80,7 +80,7 @@ def test_bundle_with_the_artifact_file(keys, tmp_path):
     from PIL import Image
     from skimage import data as skdata
 
-    from guard.pipeline import Guard
+    from guard.pipeline.guard import Guard
     from guard.policy import parse
 
     guard = Guard(parse("name: images\n"), log=tmp_path / "log.db", keys=keys)

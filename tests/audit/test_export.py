@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from guard.export import Filters, export, parse_time
+from guard.audit.export import Filters, export, parse_time
 from guard.provenance.log import ProvenanceLog
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from guard.audit import gather, render
-from guard.export import Filters
+from guard.audit.export import Filters
 from guard.provenance.log import ProvenanceLog
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,7 +9,7 @@ import pytest
 
 from guard.provenance.log import InclusionProof, ProvenanceLog
 from guard.provenance.merkle import leaf_hash
-from guard.trace import TraceIndex, index_records, text_signals, trace_image, trace_text
+from guard.audit.trace import TraceIndex, index_records, text_signals, trace_image, trace_text
 from tests.audit.conftest import TALE, lightly_edited
 
 
@@ -111,7 +111,7 @@ def test_index_is_incremental(log):
     from PIL import Image
     from skimage import data as skdata
 
-    from guard.artifact import image_digest, text_digest
+    from guard.provenance.artifact import image_digest, text_digest
     from guard.provenance.record import ProvenanceRecord
 
     def records(texts):

@@ -15,7 +15,7 @@ RIGGED = HERE / "rigged_generators.py"
 @pytest.fixture(scope="session")
 def vader():
     """VADER negativity as a label scorer: real, offline, and predictable on the rigged generators' text."""
-    from guard import detection
+    from guard.pipeline import registry as detection
     from guard.bias.audit import DetectorScorer
 
     return DetectorScorer(detection.create("sentiment"))
@@ -23,7 +23,7 @@ def vader():
 
 @pytest.fixture(scope="session")
 def tiny_detoxify(tmp_path_factory):
-    from guard.tiny_models import build_tiny_detoxify
+    from guard.demo.tiny_models import build_tiny_detoxify
 
     return build_tiny_detoxify(tmp_path_factory.mktemp("detoxify"))
 

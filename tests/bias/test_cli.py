@@ -70,7 +70,7 @@ def test_policy_supplies_the_scoring_detectors_options(cli, tmp_path):
 
 def test_a_transformers_generator_end_to_end_is_reproducible(cli, tmp_path, tiny_detoxify):
     """The model path: a tiny GPT-2 samples, a tiny detoxify model scores; a rerun with the seed repeats it."""
-    from guard.tiny_models import build_tiny_gpt2
+    from guard.demo.tiny_models import build_tiny_gpt2
 
     model = build_tiny_gpt2(tmp_path / "gpt2")
     args = ["bias-audit", "--generator", model, "--axes", "religion", "--per-group", "1", "--samples", "12",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.bias.regard import CLASSES, TransformersRegard, VaderRegard, regard_scorer
-from guard import detection
+from guard.pipeline import registry as detection
 
 
 def test_vader_regard_follows_vaders_own_convention():
@@ -28,7 +28,7 @@ def test_sentiment_detector_is_registered_and_scores_in_unit_interval():
 
 @pytest.fixture(scope="module")
 def tiny_regard_model(tmp_path_factory):
-    from guard.tiny_models import build_tiny_classifier
+    from guard.demo.tiny_models import build_tiny_classifier
 
     return build_tiny_classifier(tmp_path_factory.mktemp("regard"), labels=("NEG", "NEU", "POS", "OTHER"))
 

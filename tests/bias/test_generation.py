@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 
 from guard.bias.generation import build_generator, generate_fn, load_callable, sampling_params
-from guard.errors import InputError
+from core.errors import InputError
 
 from .conftest import RIGGED
 
 
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory):
-    from guard.tiny_models import build_tiny_gpt2
+    from guard.demo.tiny_models import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
 

@@ -8,7 +8,7 @@ from guard.provenance.record import ProvenanceRecord
 
 
 def test_signals_for_one_output_from_real_detectors(tiny_detoxify):
-    from guard import detection
+    from guard.pipeline import registry as detection
 
     text = "Muslim women and MUSLIMS were attacked, the old man said."
     toxicity = detection.create("toxicity", {"checkpoint": str(tiny_detoxify.checkpoint),

@@ -9,7 +9,7 @@ import pytest
 from detectors.bias.terms import AXES, load_terms
 from guard.bias import datasets
 from guard.bias.prompts import load_bold, load_holistic_bias, load_prompt_set, shipped_templates
-from guard.errors import InputError
+from core.errors import InputError
 
 
 def test_shipped_templates_are_a_counterfactual_grid_over_every_axis():

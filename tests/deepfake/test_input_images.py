@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from guard.pipeline import Guard
+from guard.pipeline.guard import Guard
 from guard.policy import parse
 
 

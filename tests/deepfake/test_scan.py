@@ -87,7 +87,7 @@ def test_scan_reports_every_file_and_keeps_going(cli, messy_folder, spectral_che
 def test_scan_uses_the_policy_for_images_and_text_and_finds_our_watermark(cli, messy_folder, spectral_checkpoint,
                                                                           keys, tmp_path, photos):
     from guard.watermark.image import WatermarkPayload, embed
-    from guard.tiny_models import build_tiny_detoxify
+    from guard.demo.tiny_models import build_tiny_detoxify
 
     detox = build_tiny_detoxify(tmp_path / "detox", hub_model_type=False)
     payload = WatermarkPayload.for_record("0123456789abcdef", keys.watermark_key_id())
@@ -117,7 +117,7 @@ stages:
 
 
 def test_scan_limits_and_bad_input(cli, tmp_path):
-    from guard import scan as scanner
+    from guard.audit import scan as scanner
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"\x00" * 5000)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from guard.pipeline import Guard
+from guard.pipeline.guard import Guard
 from guard.policy import parse
 
 

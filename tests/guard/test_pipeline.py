@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from guard.pipeline import REDACTION, Guard
+from guard.pipeline.guard import REDACTION, Guard
 from guard.policy import parse
 from guard.provenance.verify import verify_log
 from guard.signing import dsse
@@ -102,7 +102,7 @@ def test_flag_returns_output_and_marks_it(make_guard):
 @pytest.mark.parametrize("fail, verdict", [("closed", "block"), ("open", "flag")])
 def test_detector_failure_follows_fail_setting(make_guard, fail, verdict, monkeypatch):
     from detectors.sentiment import SentimentDetector
-    from guard import detection
+    from guard.pipeline import registry as detection
 
     def explode(self, items):
         raise RuntimeError("model weights unavailable")
@@ -154,7 +154,7 @@ def test_image_output_from_a_callable(make_guard):
 
 def test_unavailable_detector_falls_back_to_the_named_scorer(make_guard, tmp_path, monkeypatch):
     """detoxify weights missing offline: the policy's fallback scores instead and the record names it."""
-    from guard import detection
+    from guard.pipeline import registry as detection
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))

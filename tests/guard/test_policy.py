@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.errors import PolicyError
+from core.errors import PolicyError
 from guard.policy import Action, load, shipped
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from generators.base import Generation, Generator, GeneratorInfo
-from guard.pipeline import Guard
+from guard.pipeline.guard import Guard
 from guard.policy import parse
 
 HOSTILE = "you are a horrible , stupid , disgusting idiot and I hate you ."
@@ -94,7 +94,7 @@ def test_failing_check_stops_the_stream_before_the_text_is_shown(guard):
 
 def test_transformers_stream_is_watermarked(tmp_path, keys):
     from generators.transformers_text import TransformersText
-    from guard.tiny_models import build_tiny_gpt2
+    from guard.demo.tiny_models import build_tiny_gpt2
 
     model_dir = build_tiny_gpt2(tmp_path / "gpt2")
     guard = Guard(parse("name: w\nwatermark: {text: {enabled: true}}\n"), log=tmp_path / "log.db", keys=keys)

@@ -15,7 +15,7 @@ def tiny_pipeline_dir(tmp_path_factory) -> Path:
     """A random-weight StableDiffusionPipeline saved to a folder (built once per session, a few seconds)."""
     import torch
 
-    from guard.tiny_models import build_tiny_pipeline
+    from guard.demo.tiny_models import build_tiny_pipeline
 
     # Toy-sized convolutions gain nothing from threads; on a shared 2-core machine OpenMP spin-waiting between
     # busy processes made them 40x slower.

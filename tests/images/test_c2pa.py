@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from generators.base import GeneratorInfo
-from guard.errors import InputError, KeysError
+from core.errors import InputError, KeysError
 from guard.signing.c2pa import RECORD_ASSERTION, TRAINED_ALGORITHMIC_MEDIA, read_manifest, sign_image
 
 FORMATS = [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
@@ -62,7 +62,7 @@ def test_without_trust_anchor_valid_but_untrusted(keys):
 
 
 def test_other_ca_does_not_make_it_trusted(keys, tmp_path):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     other = KeyStore(tmp_path / "other")
     other.init()
@@ -125,7 +125,7 @@ def test_certificate_without_c2pa_key_usage_is_refused(keys):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from guard.keys import LocalContentSigner
+    from guard.signing.keys import LocalContentSigner
 
     ca_key = serialization.load_pem_private_key(keys.path("ca.key").read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate(keys.ca_certificate_pem())

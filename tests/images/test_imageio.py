@@ -9,8 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from guard.errors import InputError
-from guard.imageio import MAX_PIXELS, decode_image, load_image, read_image
+from core.errors import InputError
+from core.imageio import MAX_PIXELS, decode_image, load_image, read_image
 
 
 def _png(size=(32, 24), mode="RGB") -> bytes:

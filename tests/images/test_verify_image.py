@@ -9,14 +9,14 @@ import pytest
 from PIL import Image
 
 from guard.policy import parse
-from guard.verify_image import verify_image
+from guard.verify.image import verify_image
 from tests.images.conftest import INTEROP
 
 
 @pytest.fixture
 def guarded_png(tmp_path, keys, tiny_generator):
     """One guarded generation, written to a PNG as ``guard`` hands it out; plus its log and result."""
-    from guard.pipeline import Guard
+    from guard.pipeline.guard import Guard
 
     guard = Guard(parse("name: images\nlog: {checkpoint_every: 1}\n"), log=tmp_path / "log.db", keys=keys)
     result = guard.wrap(tiny_generator)("a lighthouse at dawn", seed=3)
@@ -60,7 +60,7 @@ def test_stripped_and_reencoded_image_still_leads_to_its_record(guarded_png, key
 
 
 def test_wrong_trust_anchor_is_a_finding(guarded_png, keys, tmp_path):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     other = KeyStore(tmp_path / "other")
     other.init()

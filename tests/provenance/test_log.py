@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.errors import LogError, VerificationError
+from core.errors import LogError, VerificationError
 from guard.provenance import merkle
 from guard.provenance.checkpoint import SignedCheckpoint
 from guard.provenance.verify import verify_log

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.errors import VerificationError
+from core.errors import VerificationError
 from guard.provenance import merkle
 
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "interop" / "rfc6962"

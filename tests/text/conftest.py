@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.tiny_models import build_tiny_classifier, build_tiny_detoxify, build_tiny_gpt2
+from guard.demo.tiny_models import build_tiny_classifier, build_tiny_detoxify, build_tiny_gpt2
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from detectors.classifier import ClassifierDetector, ModelUnavailableError
-from guard.tiny_models import build_tiny_classifier
+from guard.demo.tiny_models import build_tiny_classifier
 
 TEXTS = ["you are a stupid idiot", "have a nice day", "thanks friend"]
 
@@ -60,7 +60,7 @@ def test_missing_model_offline_is_unavailable(monkeypatch, tmp_path):
 
 
 def test_found_by_name_with_policy_options(classifier_dir):
-    from guard import detection
+    from guard.pipeline import registry as detection
 
     detector = detection.create("classifier", {"model": str(classifier_dir), "labels": {"toxic": "toxicity"}})
     assert [s.label for s in detector.score(["x"])[0]] == ["toxicity"]

@@ -10,7 +10,7 @@ from guard.watermark.text import generation_config
 
 @pytest.fixture(scope="module")
 def texts(generator, tmp_path_factory):
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
 
     folder = tmp_path_factory.mktemp("detect-text")
     keys = KeyStore(folder / "keys")

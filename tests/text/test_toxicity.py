@@ -26,7 +26,9 @@ def test_scores_every_detoxify_label_like_detoxify(detoxify_local_files):
     from detoxify import Detoxify
 
     texts = ["you are a stupid idiot", "have a nice day", "thanks for the help, friend"]
-    ours = ToxicityDetector(checkpoint=detoxify_local_files.checkpoint, config_dir=detoxify_local_files.config_dir)
+    # fp32 pinned: under "auto" a CPU with AMX runs bf16, and the comparison with detoxify (fp32) is exact.
+    ours = ToxicityDetector(checkpoint=detoxify_local_files.checkpoint, config_dir=detoxify_local_files.config_dir,
+                            precision="float32")
     peer = Detoxify(checkpoint=str(detoxify_local_files.checkpoint))
     expected = peer.predict(texts)
     scored = ours.score(texts)
@@ -139,7 +141,7 @@ def test_bad_options_are_refused(tmp_path):
 
 
 def test_found_by_name_through_the_entry_point(detoxify_files):
-    from guard import detection
+    from guard.pipeline import registry as detection
 
     detector = detection.create("toxicity", {"checkpoint": str(detoxify_files.checkpoint),
                                              "config_dir": str(detoxify_files.config_dir)})

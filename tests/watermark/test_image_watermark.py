@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guard.errors import InputError, KeysError
+from core.errors import InputError, KeysError
 from guard.watermark import image as wm
 from guard.watermark.image_attacks import ATTACKS
 from tests.watermark.conftest import (

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.errors import InputError
+from core.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_FILE_BYTES = 256 * 1024 * 1024  # larger files are reported, not read
@@ -263,7 +263,7 @@ def _iter_image_scores(detector, paths: list[str]) -> Iterator[tuple[int, str | 
         for result in detector.iter_scores(paths):
             yield result.index, result.error, result.scores or []
         return
-    from guard.imageio import load_image
+    from core.imageio import load_image
 
     for i, path in enumerate(paths):
         try:

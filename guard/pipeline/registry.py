@@ -6,7 +6,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from guard.errors import DetectorError
+from core.errors import DetectorError
 
 ENTRY_POINT_GROUP = "genguard.detectors"
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from guard.errors import InputError, VerificationError
-from guard.keys import KeyStore
+from core.errors import InputError, VerificationError
+from guard.signing.keys import KeyStore
 from guard.provenance.log import ProvenanceLog
 
 

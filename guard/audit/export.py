@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from guard.errors import InputError
+from core.errors import InputError
 from guard.provenance.log import ProvenanceLog, StoredRecord
 
 FORMATS = ("jsonl", "csv", "parquet")

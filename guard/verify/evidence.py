@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.errors import InputError, LogError, VerificationError
+from core.errors import InputError, LogError, VerificationError
 from guard.provenance import merkle
 from guard.provenance.checkpoint import SignedCheckpoint, verifier_key
 from guard.provenance.log import ProvenanceLog
@@ -140,8 +140,8 @@ def build_bundle(log: ProvenanceLog, index: int, keys, *, artifact: Path | None 
 def _artifact_digest(name: str, data: bytes, digest: dict[str, Any]) -> str:
     """The digest of an output file in the way the record names it."""
     if digest.get("hash_of") == "rgb-pixels":
-        from guard.artifact import image_digest
-        from guard.imageio import decode_image
+        from guard.provenance.artifact import image_digest
+        from core.imageio import decode_image
 
         image, _ = decode_image(data, name=name)
         return image_digest(image)["sha256"]

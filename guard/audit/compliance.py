@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from guard.audit.data import AuditData, gather
-from guard.errors import GuardError, InputError
-from guard.export import Filters
+from core.errors import GuardError, InputError
+from guard.audit.export import Filters
 from guard.provenance.log import ProvenanceLog
 
 FRAMEWORKS = ("eu-ai-act-art50", "nist-ai-100-4")

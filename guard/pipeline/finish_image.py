@@ -6,7 +6,7 @@ import hashlib
 import io
 from typing import Any
 
-from guard import artifact as artifacts
+from guard.provenance import artifact as artifacts
 
 
 def png_bytes(image) -> bytes:

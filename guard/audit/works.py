@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from detectors.copyright import Work, WorksStore, resolve_store
-from guard.errors import InputError
-from guard.keys import guard_home
+from core.errors import InputError
+from guard.home import guard_home
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
@@ -53,7 +53,7 @@ def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) 
     for path in files:
         label = name or path.name
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            from guard.imageio import load_image
+            from core.imageio import load_image
 
             added.append(store.add_image(label, load_image(path), source=str(path)))
             continue

@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from guard.errors import KeysError
-
-
-def guard_home() -> Path:
-    return Path(os.environ.get("GUARD_HOME", Path.home() / ".guard")).expanduser()
+from core.errors import KeysError
+from guard.home import guard_home
 
 
 class ContentSigner(Protocol):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors import fingerprints as fp
-from guard.errors import GuardError, InputError, LogError
+from core.errors import GuardError, InputError, LogError
 from guard.provenance.log import ProvenanceLog
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -344,7 +344,7 @@ def trace_file(
     """Find the records that made ``path`` (an image by suffix, otherwise UTF-8 text). See the module docstring."""
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        from guard.imageio import read_image
+        from core.imageio import read_image
 
         report = trace_image(read_image(path).image, log, keys=keys, max_distance=max_distance, limit=limit,
                              update_index=update_index)
@@ -366,7 +366,7 @@ def trace_file(
 def trace_image(image, log: ProvenanceLog, *, keys=None, max_distance: int = DEFAULT_MAX_DISTANCE,
                 limit: int = 50, update_index: bool = True) -> TraceReport:
     """Trace a decoded image (see ``trace_file``); the index is first brought up to date unless told not to."""
-    from guard.artifact import image_digest
+    from guard.provenance.artifact import image_digest
 
     indexed = index_records(log) if update_index else 0
     digest = image_digest(image)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from guard.cli._output import stderr, stdout
-from guard.keys import KeyStore, guard_home
+from guard.home import guard_home
+from guard.signing.keys import KeyStore
 
 TEXT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TOXICITY_MODEL = "original-small"
@@ -47,7 +48,7 @@ class DemoModels:
 def _models(home: Path) -> DemoModels:
     from generators.diffusers_image import DiffusersImage
     from generators.transformers_text import TransformersText
-    from guard import tiny_models
+    from guard.demo import tiny_models
 
     folder = home / "models"
     notes: list[str] = []
@@ -96,7 +97,7 @@ def _policy(toxicity_options: dict[str, Any]):
 
 
 def run_demo(home: Path | None = None, *, quiet: bool = False) -> dict[str, Any]:
-    from guard.pipeline import Guard
+    from guard.pipeline.guard import Guard
     from guard.provenance.verify import verify_log
     from guard.watermark.text import detect_text_watermark
 

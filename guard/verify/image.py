@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.errors import GuardError, VerificationError
-from guard.imageio import read_image
+from core.errors import GuardError, VerificationError
+from core.imageio import read_image
 
 if TYPE_CHECKING:
-    from guard.keys import KeyStore
+    from guard.signing.keys import KeyStore
     from guard.provenance.log import ProvenanceLog
 
 PERCEPTUAL_MATCH_BITS = 12  # phash bits that may differ for "the same image, edited": JPEG, resize, crop...
@@ -45,7 +45,7 @@ def verify_image(
     that does not chain to them is a problem. Bad input (a missing, corrupt or oversized image) raises
     ``InputError``.
     """
-    from guard.artifact import image_digest
+    from guard.provenance.artifact import image_digest
     from guard.signing.c2pa import read_manifest
 
     loaded = read_image(path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guard.errors import InputError
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image

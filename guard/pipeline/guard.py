@@ -16,10 +16,10 @@ from typing import Any
 from detectors.base import Score
 from generators.base import Generation, Generator
 from generators.callable import CallableGenerator
-from guard import artifact as artifacts
-from guard import detection
-from guard.errors import GuardError
-from guard.keys import ContentSigner, KeyStore
+from guard.provenance import artifact as artifacts
+from guard.pipeline import registry as detection
+from core.errors import GuardError
+from guard.signing.keys import ContentSigner, KeyStore
 from guard.policy import Action, DetectorRule, Policy, load
 from guard.provenance.log import InclusionProof, LogEntry, ProvenanceLog
 from guard.provenance.record import ProvenanceRecord
@@ -314,7 +314,7 @@ class Guard:
         )
         if isinstance(content, str):
             from guard.bias.logged import bias_signals
-            from guard.trace import text_signals
+            from guard.audit.trace import text_signals
 
             # The text never enters the log, so what a later bias audit and `guard trace` need is kept now:
             # the groups it mentions with its scores, and a MinHash sketch for near-duplicate search.
@@ -352,7 +352,7 @@ class Guard:
         return self._mark_and_sign_image(generator, rec, content)
 
     def _mark_and_sign_image(self, generator: Generator, rec: ProvenanceRecord, image):
-        from guard.images import finalize_image
+        from guard.pipeline.finish_image import finalize_image
 
         return finalize_image(self, generator, rec, image)
 
