@@ -9,13 +9,13 @@ import secrets
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-BACKENDS = ["sqlite", "postgresql"]
+# Fixtures used by tests in more than one folder live in tests/fixtures/, one module per subject.
+pytest_plugins = [f"tests.fixtures.{name}" for name in (
+    "bias", "deepfake", "images", "mixed_log", "text_models", "watermark")]
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(autouse=True)

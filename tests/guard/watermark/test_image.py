@@ -1,0 +1,165 @@
+"""The image watermark: exact payload under every attack of issue 5, invisibility, no false alarms, any size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import InputError, KeysError
+from guard.watermark import image as wm
+from guard.watermark.image_attacks import ATTACKS
+from tests.fixtures.shared import shared_path
+from tests.fixtures.watermark import (
+    OTHER_SECRET,
+    SECRET,
+    SKIMAGE_GREY,
+    SKIMAGE_PHOTOS,
+    interop_photos,
+    skimage_image,
+)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = (np.asarray(im, dtype=np.float64) for im in (a, b))
+    return 10 * np.log10(255.0**2 / np.mean((x - y) ** 2))
+
+
+@pytest.fixture(scope="module")
+def marked(attack_images, payload):
+    return {name: wm.embed(image, payload, SECRET) for name, image in attack_images.items()}
+
+
+# -- payload ---------------------------------------------------------------------------------------------------
+
+
+def test_payload_bits_round_trip(payload):
+    bits = payload.to_bits()
+    assert bits.size == 80
+    assert wm.WatermarkPayload.from_bits(bits) == payload
+
+
+def test_payload_for_record_keeps_a_short_key_id():
+    payload = wm.WatermarkPayload.for_record("0123456789ABCDEF", "9f86d081")
+    assert payload == wm.WatermarkPayload("9f86", "0123456789abcdef")
+    assert payload.matches_key("9f86d081") and not payload.matches_key("0000d081")
+
+
+@pytest.mark.parametrize(("key_id", "record_id"), [("5a3", "0123456789abcdef"), ("5a3c", "0123"), ("5a3c", "z" * 16)])
+def test_payload_rejects_malformed_ids(key_id, record_id):
+    with pytest.raises(ValueError, match="hex digits"):
+        wm.WatermarkPayload(key_id, record_id)
+
+
+# -- robustness ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+@pytest.mark.parametrize("image_name", ["astronaut", "coffee", "CA.jpg"])
+def test_exact_payload_survives(marked, payload, attack, image_name):
+    result = wm.detect(ATTACKS[attack](marked[image_name]), SECRET)
+    assert result.found, f"{attack} on {image_name}: best sync z {result.sync_z:.1f}"
+    assert result.payload == payload
+    assert result.false_alarm_probability <= 1e-6
+    assert 0 <= result.bit_errors_corrected < wm.coding.CODED_BITS // 4
+
+
+def test_untouched_image_decodes_cleanly(marked, payload):
+    result = wm.detect(marked["astronaut"], SECRET)
+    assert result.found and result.bit_errors_corrected == 0 and result.confidence == 1.0
+    assert result.to_dict()["record_id"] == payload.record_id
+
+
+# -- invisibility ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SKIMAGE_PHOTOS + SKIMAGE_GREY)
+def test_psnr_at_least_40_db_on_skimage_images(name, payload):
+    image = skimage_image(name)
+    assert psnr(image, wm.embed(image, payload, SECRET)) >= 40.0
+
+
+@pytest.mark.parametrize("path", interop_photos(), ids=lambda p: p.name)
+def test_psnr_at_least_40_db_on_photos(path, payload):
+    image = Image.open(path).convert("RGB")
+    assert psnr(image, wm.embed(image, payload, SECRET)) >= 40.0
+
+
+# -- false alarms ----------------------------------------------------------------------------------------------
+
+
+def _random_crops(images: list[Image.Image], count: int, seed: int) -> list[Image.Image]:
+    """Crops of 64 to 192 pixels a side, any aspect ratio, anywhere in the images."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for k in range(count):
+        image = images[k % len(images)]
+        w, h = (int(rng.integers(64, min(192, side) + 1)) for side in image.size)
+        left, top = int(rng.integers(0, image.width - w + 1)), int(rng.integers(0, image.height - h + 1))
+        crops.append(image.crop((left, top, left + w, top + h)))
+    return crops
+
+
+def test_no_detection_on_unmarked_natural_crops():
+    images = [skimage_image(n) for n in SKIMAGE_PHOTOS + SKIMAGE_GREY]
+    images += [Image.open(p).convert("RGB") for p in interop_photos()]
+    results = wm.detect_many(_random_crops(images, 1500, seed=3), SECRET)
+    assert len(results) == 1500
+    assert not any(r.found for r in results)
+    assert all(r.payload is None and r.false_alarm_probability <= 1e-6 for r in results)
+
+
+def test_no_detection_with_another_key(marked):
+    crops = _random_crops(list(marked.values()), 500, seed=4) + list(marked.values())
+    assert not any(r.found for r in wm.detect_many(crops, OTHER_SECRET))
+
+
+def test_false_alarm_bound_follows_from_the_decision_rule():
+    assert wm.FALSE_ALARM_BOUND == wm.MAX_ATTEMPTS * 2.0**-wm.coding.TAG_BITS
+    assert wm.FALSE_ALARM_BOUND <= 1e-6
+
+
+# -- sizes, modes, errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(300, 1000), (1000, 300), (333, 777)])
+def test_odd_sizes_and_aspect_ratios(size, payload):
+    image = skimage_image("astronaut").resize(size, Image.Resampling.BICUBIC)
+    result = wm.detect(ATTACKS["jpeg50"](wm.embed(image, payload, SECRET)), SECRET)
+    assert result.found and result.payload == payload
+
+
+def test_4000x3000_photo_survives_crop_and_jpeg(payload):
+    photo = shared_path("interop", "c2pa", "C.jpg")
+    image = Image.open(photo).convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR)
+    marked = wm.embed(image, payload, SECRET)
+    assert psnr(image, marked) >= 40.0
+    result = wm.detect(ATTACKS["crop80+jpeg75"](marked), SECRET)
+    assert result.found and result.payload == payload and result.level == 3
+
+
+def test_half_size_copy_is_read_one_level_down(marked, payload):
+    photo = marked["CA.jpg"]
+    result = wm.detect(photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.BILINEAR), SECRET)
+    assert result.found and result.payload == payload and result.level == 0
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P"])
+def test_image_modes(mode, payload):
+    image = skimage_image("coffee").convert(mode)
+    marked = wm.embed(image, payload, SECRET)
+    assert marked.mode == {"P": "RGB"}.get(mode, mode)
+    if mode in ("RGBA", "LA"):
+        assert marked.getchannel("A").tobytes() == image.getchannel("A").tobytes()
+    assert wm.detect(marked, SECRET).payload == payload
+
+
+def test_too_small_image_is_refused(payload):
+    with pytest.raises(InputError, match="too small"):
+        wm.embed(Image.new("RGB", (20, 400)), payload, SECRET)
+    assert not wm.detect(Image.new("RGB", (20, 20)), SECRET).found
+
+
+def test_short_secret_is_refused(payload):
+    with pytest.raises(KeysError, match="at least 16 bytes"):
+        wm.embed(skimage_image("coffee"), payload, b"short")
