@@ -1,8 +1,13 @@
-"""One error hierarchy for the whole toolkit.
+"""One error hierarchy for the whole toolkit: core/, detectors/, generators/ and guard/ raise these.
 
 Every error the user can cause or fix is a ``GuardError``: the CLI catches the base once, prints its one-line
 message (no traceback) and exits with ``exit_code``. Findings (a verification that failed) exit 1; bad input,
 bad configuration and missing files exit 2.
+
+A few classes also derive from the built-in exception that code raised before this hierarchy existed
+(``InputError`` is a ``ValueError``, ``ModelUnavailableError`` a ``FileNotFoundError``, ``DeviceUnavailableError``
+a ``RuntimeError``), so callers written against the built-ins keep working. Programming mistakes (a wrong type
+passed in code) stay ``TypeError``: they are bugs to fix in code, not input a user can correct.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ class PolicyError(GuardError):
     """A policy file is missing, malformed or invalid (the message names the file, line and field)."""
 
 
-class InputError(GuardError):
-    """An input file is missing, unreadable or not what the command expects."""
+class InputError(GuardError, ValueError):
+    """An input is unusable: a file that is missing, unreadable, corrupt or not what the command expects, or a
+    value (an option, a parameter, an item to score) outside what the component accepts."""
 
 
 class KeysError(GuardError):
@@ -31,7 +37,27 @@ class LogError(GuardError):
 
 
 class DetectorError(GuardError):
-    """A detector cannot be built (unknown name, missing model files)."""
+    """A policy names a detector that cannot be built: no detector of that name is installed, or it does not
+    take the options given. (Model files that are missing are a ``ModelUnavailableError``.)"""
+
+
+class UnavailableError(GuardError):
+    """Something a model needs is not on this machine: its files or its device.
+
+    It says nothing about the request, and the same policy works where the model is present, so the guard
+    pipeline treats it like any detector failure: the rule's ``fallback`` scores instead, else its
+    ``fail: closed | open`` setting decides. A CLI command reports it as bad configuration (exit 2).
+    """
+
+
+class ModelUnavailableError(UnavailableError, FileNotFoundError):
+    """A model cannot be loaded: a file it needs (weights, checkpoint, calibration, registry) is not where the
+    configuration says, or its weights are neither local nor cached and cannot be fetched (offline, or no such
+    model)."""
+
+
+class DeviceUnavailableError(UnavailableError, RuntimeError):
+    """The device a model was asked to run on (``cuda``, ``cuda:1``) is not available on this machine."""
 
 
 class VerificationError(GuardError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from detectors._hf import ModelUnavailableError, offline, snapshot_folder, weights_sha256
+from core.errors import ModelUnavailableError
+from core.weights import offline, snapshot_folder, weights_sha256
 from detectors._text_batching import Activation, BatchSettings, Loaded, Precision, WindowedClassifierDetector
 
 __all__ = ["ClassifierDetector", "ModelUnavailableError"]

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core.hashing import pixels_sha256
 from detectors import fingerprints as fp
 from detectors.base import Detector, Score
 
@@ -160,7 +161,7 @@ class WorksStore:
 
     def add_image(self, name: str, image, *, source: str | None = None) -> tuple[Work, bool]:
         rgb = image.convert("RGB")
-        sha = hashlib.sha256(b"%dx%d:" % rgb.size + rgb.tobytes()).hexdigest()  # as guard.artifact names images
+        sha = pixels_sha256(rgb)  # as provenance records name images
         existing = self.find(sha)
         if existing:
             return existing, False

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from detectors._hf import ModelUnavailableError, offline, sha256_file
+from core.errors import ModelUnavailableError
+from core.hashing import sha256_file
+from core.weights import offline
 from detectors._text_batching import BatchSettings, Loaded, Precision, WindowedClassifierDetector
 
 __all__ = ["ModelUnavailableError", "ToxicityDetector"]

@@ -3,7 +3,7 @@
 The pipeline is resolved to a folder first (``DiffusionPipeline.download`` for a hub id, which honours the HF
 cache and ``local_files_only``), then loaded from that folder with ``AutoPipelineForText2Image``, falling back to
 ``DiffusionPipeline`` for pipelines the auto class does not map. Resolving first is what lets the record name the
-exact model: the hub commit (the snapshot folder's name) and a SHA-256 over every weights file.
+exact model: the hub commit (the snapshot folder's name) and its weights hash (``core.weights``).
 
 Every image gets its own seed and its own ``torch.Generator``, so any one image of a batch can be reproduced
 alone from its record. Generators live on the CPU, so the same seed gives the same noise on CPU and CUDA.
@@ -17,9 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from core.weights import weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".gguf")
 _HUB_CACHE_MARKER = "snapshots"
 
 
@@ -196,32 +196,6 @@ class DiffusersImage(Generator):
         if height % factor or width % factor or height <= 0 or width <= 0:
             raise ValueError(f"height and width must be positive multiples of {factor}, got {height}x{width}")
         return height, width
-
-
-def weights_sha256(folder: str | Path) -> str:
-    """One SHA-256 over every weights file of a pipeline folder: ``sha256(relpath TAB file-sha256 LF ...)``.
-
-    In the HF cache a weights file is a link to a blob named by its SHA-256 (git LFS), so the hash of a
-    multi-GB hub model costs no reading; local files are hashed in 1 MiB chunks.
-    """
-    folder = Path(folder)
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
-        lines.append(f"{path.relative_to(folder).as_posix()}\t{_file_sha256(path)}\n")
-    if not lines:
-        raise FileNotFoundError(f"{folder}: no weights files ({', '.join(WEIGHT_SUFFIXES)}) found")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    blob = path.resolve().name
-    if path.is_symlink() and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
-        return blob
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hub_commit(folder: Path) -> str | None:

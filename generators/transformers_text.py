@@ -8,13 +8,13 @@ hash of its weights files, so a provenance record names exactly what produced th
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.weights import snapshot_folder, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
 # Sampling parameters recorded with every output. Their defaults are the model's own generation config (what
@@ -87,12 +87,12 @@ class TransformersText(Generator):
                 tokenizer.pad_token = tokenizer.eos_token
             commit = getattr(model.config, "_commit_hash", None)
             local = Path(self.model_name).is_dir()
-            folder = Path(self.model_name) if local else _snapshot_folder(self.model_name, commit)
+            folder = snapshot_folder(self.model_name, commit) if self.hash_weights else None
             self._info = GeneratorInfo(
                 name="transformers",
                 model_id=self.model_name,
                 revision=None if local else commit,
-                weights_sha256=_weights_sha256(folder) if folder and self.hash_weights else None,
+                weights_sha256=weights_sha256(folder) if folder else None,
             )
             self._model, self._tokenizer = model, tokenizer
 
@@ -282,29 +282,3 @@ class _seeded:
 
     def __exit__(self, *exc: object) -> None:
         self._fork.__exit__(*exc)
-
-
-def _snapshot_folder(name: str, commit: str | None) -> Path | None:
-    """The hub-cache snapshot folder for ``name`` at ``commit`` (None when it cannot be found offline)."""
-    if not commit:
-        return None
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name, revision=commit, local_files_only=True))
-    except Exception:  # noqa: BLE001 - an unreadable cache only costs the hash, not the model
-        return None
-
-
-def _weights_sha256(folder: Path) -> str | None:
-    """SHA-256 over the weights files ``from_pretrained`` reads: every ``*.safetensors`` if any, else ``*.bin``,
-    streamed in name order (for one file it equals ``sha256sum``)."""
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()

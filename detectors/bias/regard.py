@@ -111,7 +111,7 @@ class TransformersRegard:
             raise FileNotFoundError(f"regard model {self.model!r} cannot be loaded: no config.json in that folder")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from detectors._hf import snapshot_folder, weights_sha256
+        from core.weights import snapshot_folder, weights_sha256
         from detectors._text_batching import Loaded, resolve_device
 
         try:

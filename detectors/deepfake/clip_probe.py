@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors._hf import ModelUnavailableError, sha256_file, snapshot_folder, weights_sha256
+from core.errors import ModelUnavailableError
+from core.hashing import sha256_file
+from core.weights import snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors._hf import ModelUnavailableError, snapshot_folder, weights_sha256
+from core.errors import ModelUnavailableError
+from core.weights import snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 
 # Labels that mean "not a real photograph" in published detectors ("fake", "AI", "artificial", "deepfake",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._hf import sha256_file
+from core.hashing import sha256_file
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 

@@ -13,7 +13,6 @@ million files restarts where it stopped. A torn last line (the process was kille
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.hashing import sha256_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_FILE_BYTES = 256 * 1024 * 1024  # larger files are reported, not read
@@ -120,14 +120,6 @@ def already_scanned(jsonl: Path) -> set[str]:
             if isinstance(record, dict) and record.get("sha256"):
                 done.add(record["sha256"])
     return done
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _kind(path: Path) -> str:

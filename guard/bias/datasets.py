@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputError
+from core.hashing import sha256_file
 from guard.home import guard_home
 
 
@@ -68,10 +69,6 @@ def cache_dir() -> Path:
     return guard_home() / "datasets"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def fetch(name: str, *, download: bool = False, root: Path | None = None, timeout: float = 60.0) -> Path:
     """The cached folder of a published data set; downloads it first when ``download`` is true."""
     dataset = DATASETS[name]
@@ -86,7 +83,7 @@ def fetch(name: str, *, download: bool = False, root: Path | None = None, timeou
     for file in missing:
         _download(dataset.base_url + file, folder / file, dataset.files[file], timeout)
     for file, expected in dataset.files.items():
-        actual = _sha256(folder / file)
+        actual = sha256_file(folder / file)
         if actual != expected:
             raise InputError(f"{folder / file}: checksum {actual} does not match the pinned {expected}; delete it")
     return folder

@@ -18,7 +18,7 @@ from generators.base import Generation, Generator
 from generators.callable import CallableGenerator
 from guard.provenance import artifact as artifacts
 from guard.pipeline import registry as detection
-from core.errors import GuardError
+from core.errors import GuardError, UnavailableError
 from guard.signing.keys import ContentSigner, KeyStore
 from guard.policy import Action, DetectorRule, Policy, load
 from guard.provenance.log import InclusionProof, LogEntry, ProvenanceLog
@@ -224,9 +224,9 @@ class Guard:
                         break
                     batch, failed = detector.score(list(items)), False
                     break
-                except GuardError:
-                    raise
                 except Exception as exc:  # a detector failing is a policy matter: fall back, or fail closed/open
+                    if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
+                        raise  # bad input or configuration; a model missing here is the policy's matter
                     failed = True
                     for d in decisions:
                         d.errors.append({"detector": name, "stage": stage, "error": _one_line(exc)})

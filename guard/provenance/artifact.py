@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from core.hashing import pixels_sha256
+
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
@@ -22,14 +24,13 @@ def text_digest(text: str) -> dict[str, Any]:
 
 
 def image_digest(image) -> dict[str, Any]:
-    """Hash the decoded RGB pixels, not a file: the digest survives lossless re-encoding and adding a C2PA
-    manifest to the file. The 64-bit perceptual hash finds the image again after lossy edits."""
+    """The pixel digest (``core.hashing.pixels_sha256``: it survives lossless re-encoding and adding a C2PA
+    manifest to the file) and a 64-bit perceptual hash, which finds the image again after lossy edits."""
     import imagehash
 
     rgb = image.convert("RGB")
-    h = hashlib.sha256(b"%dx%d:" % rgb.size + rgb.tobytes()).hexdigest()
     return {
-        "sha256": h,
+        "sha256": pixels_sha256(rgb),
         "hash_of": "rgb-pixels",
         "width": rgb.width,
         "height": rgb.height,

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from generators.diffusers_image import DiffusersImage, weights_sha256
+from core.weights import weights_sha256
+from generators.diffusers_image import DiffusersImage
 
 
 def _pixels(generation) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""Which files make a model, where they are, and the one ``weights_sha256`` a record pins a model by.
+
+Detectors and generators both record the model that produced a score or an output by this hash, so the same
+weights give the same hash whichever component loaded them, and an auditor can recompute it from the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from core.errors import InputError
+from core.hashing import sha256_file
+
+# Suffixes of files that hold weights (PyTorch, safetensors, ONNX, Flax, GGUF). In one folder, safetensors files
+# are what every loader reads when they are there, so the others beside them are left out (see ``weights_files``).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".msgpack", ".gguf")
+_HEX = frozenset("0123456789abcdef")
+
+
+def weights_files(folder: str | Path) -> list[Path]:
+    """The weights files of a model folder, sorted by their path relative to ``folder`` (POSIX form).
+
+    Every folder below ``folder`` (itself included; hidden ones such as ``.git`` or ``.cache`` left out) gives
+    its ``*.safetensors`` files if it has any, else its files with another suffix in ``WEIGHT_SUFFIXES``. So a
+    transformers folder gives ``model.safetensors`` (not a ``pytorch_model.bin`` beside it, nor a training
+    checkpoint's ``optimizer.pt``), and a diffusers pipeline gives the weights of each component folder.
+    """
+    folder = Path(folder)
+    by_dir: dict[Path, list[Path]] = {}
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if path.suffix in WEIGHT_SUFFIXES and not any(part.startswith(".") for part in relative.parts) and path.is_file():
+            by_dir.setdefault(relative.parent, []).append(path)
+    chosen: list[Path] = []
+    for paths in by_dir.values():
+        safetensors = [p for p in paths if p.suffix == ".safetensors"]
+        chosen += safetensors or paths
+    return sorted(chosen, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def weights_sha256(path: str | Path) -> str | None:
+    """The weights hash of a model file or folder (``None`` for a folder without weights files).
+
+    Exactly what is hashed, so an auditor can recompute it:
+
+    - a file: its SHA-256 (``sha256sum FILE``);
+    - a folder with one weights file (see ``weights_files`` for which files count): that file's SHA-256, which is
+      also the SHA-256 the Hugging Face hub shows for it;
+    - a folder with several: the SHA-256 of a manifest, one line per weights file in ``weights_files`` order,
+      ``<path relative to the folder, with "/" separators>`` TAB ``<the file's SHA-256>`` LF, encoded as UTF-8
+      (docs/provenance.md shows how to recompute it with a shell).
+
+    In a Hugging Face cache snapshot a weights file is a link to a blob named by its SHA-256 (git LFS), and that
+    name is used instead of reading the file, so hashing a multi-GB hub model reads nothing.
+    """
+    path = Path(path)
+    if path.is_file():
+        return _file_sha256(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such model file or folder")
+    files = weights_files(path)
+    if not files:
+        return None
+    if len(files) == 1:
+        return _file_sha256(files[0])
+    manifest = "".join(f"{p.relative_to(path).as_posix()}\t{_file_sha256(p)}\n" for p in files)
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    if path.is_symlink():
+        blob = path.resolve().name
+        if len(blob) == 64 and set(blob) <= _HEX:
+            return blob
+    return sha256_file(path)
+
+
+def snapshot_folder(name: str | Path, commit: str | None) -> Path | None:
+    """The local folder that holds model ``name``: the path itself, or its Hugging Face cache snapshot for
+    ``commit`` (``None`` when neither is there: the model then goes unhashed, it still loads)."""
+    if Path(name).is_dir():
+        return Path(name)
+    if not commit:
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(name), revision=commit, local_files_only=True))
+    except Exception:  # noqa: BLE001 - a cache layout we cannot read only costs the hash, not the model
+        return None
+
+
+def offline() -> bool:
+    """True when the user asked Hugging Face libraries not to touch the network."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
