@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import inspect
-import io
 import json
 import os
 import random
@@ -32,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._audit_records import real_image_record, real_text_record, synth_record  # noqa: E402
+from core.imageio import jpeg_roundtrip  # noqa: E402
 from detectors import fingerprints as fp  # noqa: E402
 from guard.provenance.log import ProvenanceLog  # noqa: E402
 from guard.audit.trace import TraceIndex, index_records, trace_image, trace_text  # noqa: E402
@@ -70,9 +70,7 @@ def _edit_image(image):
     from PIL import Image
 
     small = image.resize((int(image.width * 0.7), int(image.height * 0.7)), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    small.save(buf, "JPEG", quality=75)
-    return Image.open(io.BytesIO(buf.getvalue()))
+    return jpeg_roundtrip(small, 75)
 
 
 def build(log: ProvenanceLog, n: int, batch: int = 1000) -> tuple[float, dict[int, int], dict[int, int]]:

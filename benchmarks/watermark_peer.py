@@ -2,7 +2,8 @@
 
 Runs inside the peer's own interpreter (``PEER_PYTHON``; installing invisible-watermark into the project's
 environment breaks cv2, see DESIGN.md) and prints one JSON document. It imports nothing from the project but
-the attack definitions, loaded by file path, so both sides apply exactly the same edits.
+the attack definitions, loaded by file path with the ``core`` package they use, so both sides apply exactly the
+same edits.
 
     PEER_PYTHON benchmarks/watermark_peer.py JOB.json
 """
@@ -14,6 +15,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,6 +26,8 @@ METHODS = {"dwtDct": 64, "dwtDctSvd": 64, "rivaGan": 32}  # payload bits each ca
 
 
 def load_attacks(path: str):
+    """The attacks file and the ``core`` package it imports (which imports nothing else of the project)."""
+    sys.path.insert(0, str(Path(path).resolve().parents[2]))  # guard/watermark/image_attacks.py -> the repository
     spec = importlib.util.spec_from_file_location("image_attacks", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

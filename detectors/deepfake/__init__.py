@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from core.imageio import MAX_PIXELS
 from detectors.base import Detector, Score
 from detectors.deepfake.faces import Box, find_faces
-from detectors.deepfake.images import MAX_PIXELS
 
 BACKENDS = ("hf", "probe", "resnet", "spectral")
 AGGREGATES = ("max", "mean", "image")

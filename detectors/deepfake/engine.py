@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from core.imageio import MAX_PIXELS
 from detectors.deepfake import faces as face_finder
-from detectors.deepfake.images import MAX_PIXELS, decode
+from detectors.deepfake.images import decode
 
 PREFETCH = 2  # chunks queued per worker
 

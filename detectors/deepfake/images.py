@@ -1,88 +1,24 @@
-"""Decoding untrusted image files, and the degradations of the published robustness protocol.
+"""What the deepfake detector reads images as, and the degradations of the published robustness protocol.
 
-Images reach the detector from anywhere (uploads, scraped folders), so decoding is hostile input: an empty,
-truncated or corrupt file, or a decompression bomb (a small file whose header claims billions of pixels), must
-end in one ``ValueError`` naming the file, never in a crash or an exhausted machine. The pixel limit is checked
-from the header, before any pixel is decoded.
-
-Photos are turned upright by their EXIF orientation (faces must be upright for the face detector); alpha is
-dropped, palettes and greyscale become RGB. Every decoded image is a ``uint8`` array of shape (H, W, 3).
+Decoding is ``core.imageio``'s (one safe decoder for the whole toolkit: bombs, corrupt files and the rest end in
+one ``InputError`` naming the file). The detector asks it for upright photos: faces must be upright for the face
+finder, and the models were trained on photos as people see them.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MAX_PIXELS = 89_478_485  # PIL's own warning threshold (~9,459 x 9,459); an 8K frame is 33 million
+from core.imageio import MAX_PIXELS, jpeg_roundtrip, rgb_array
 
 
 def decode(source: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An RGB ``uint8`` array from a path, bytes, a PIL image or an array; ``ValueError`` if unusable."""
-    from PIL import Image
-
-    if isinstance(source, np.ndarray):
-        return _as_rgb_array(source)
-    if isinstance(source, Image.Image):
-        return np.asarray(_upright_rgb(source))
-    if isinstance(source, (bytes, bytearray)):
-        return _decode_bytes(bytes(source), "<bytes>", max_pixels)
-    path = Path(source)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return _decode_bytes(data, str(path), max_pixels)
-
-
-def _decode_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise ValueError(f"{name}: empty file (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))  # reads the header only
-        except UnidentifiedImageError:
-            raise ValueError(f"{name}: not an image (unrecognised or corrupt header)") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"{name}: possible decompression bomb: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - decoders raise many types on corrupt data; all mean "unusable"
-            raise ValueError(f"{name}: corrupt image header ({type(exc).__name__}: {exc})") from None
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ValueError(
-                f"{name}: {width}x{height} image ({width * height:,} pixels) exceeds the limit of "
-                f"{max_pixels:,} pixels (possible decompression bomb)"
-            )
-        try:
-            image.load()
-            return np.asarray(_upright_rgb(image))
-        except Exception as exc:  # noqa: BLE001 - as above
-            raise ValueError(f"{name}: truncated or corrupt image data ({type(exc).__name__}: {exc})") from None
-
-
-def _upright_rgb(image):
-    from PIL import ImageOps
-
-    image = ImageOps.exif_transpose(image)
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def _as_rgb_array(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an HxWx3 RGB array, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 RGB array, got {array.dtype}")
-    return np.ascontiguousarray(array[:, :, :3])
+    """An upright RGB ``uint8`` array (H, W, 3) from a path, bytes, a PIL image or an array; ``InputError`` (a
+    ``ValueError``) if unusable."""
+    return rgb_array(source, max_pixels=max_pixels, upright=True)
 
 
 # --- degradations: the robustness protocol of CNNDetection (Wang et al. 2020) and UniversalFakeDetect ----------
@@ -92,9 +28,7 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """Re-encode as JPEG at ``quality`` (PIL, like the published protocol); 100 still re-encodes."""
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return np.asarray(jpeg_roundtrip(Image.fromarray(image), quality))
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:

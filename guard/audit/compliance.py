@@ -92,16 +92,14 @@ def watermark_self_test(keys) -> dict[str, Any]:
         from guard.watermark.image import WatermarkPayload, detect, embed
     except ImportError:
         return {"ran": False, "reason": "the image watermark module is not installed"}
-    import io
-
     from PIL import Image
     from skimage import data as bundled
 
+    from core.imageio import jpeg_roundtrip
+
     def jpeg(image, scale: float):
         size = (round(image.width * scale), round(image.height * scale))
-        buf = io.BytesIO()
-        image.resize(size, Image.Resampling.LANCZOS).save(buf, "JPEG", quality=75)
-        return Image.open(io.BytesIO(buf.getvalue()))
+        return jpeg_roundtrip(image.resize(size, Image.Resampling.LANCZOS), 75)
 
     payload = WatermarkPayload.for_record("0123456789abcdef", key_id)
     found = dict.fromkeys(SELF_TEST_ATTACKS, 0)

@@ -13,7 +13,6 @@ million files restarts where it stopped. A torn last line (the process was kille
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from typing import Any
 
 from core.errors import InputError
 from core.hashing import sha256_file
+from core.imageio import image_suffixes
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_FILE_BYTES = 256 * 1024 * 1024  # larger files are reported, not read
 MAX_TEXT_CHARS = 200_000  # text detectors read at most this much of a file
 IMAGE_BLOCK = 256  # images scored per block: results are written (and resumable) block by block
@@ -134,7 +133,7 @@ def _kind(path: Path) -> str:
     except Image.DecompressionBombError:
         return "image"  # an image all the same; the detector reports the bomb
     except Exception:  # noqa: BLE001 - anything an image decoder refuses is not an image to us, unless so named
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in image_suffixes():
             return "image"
     with open(path, "rb") as fh:
         head = fh.read(64 * 1024)
@@ -287,11 +286,11 @@ def _provenance(path: Path, settings: ScanSettings) -> dict[str, Any]:
         from guard.watermark.image import detect
     except ImportError:
         return out
-    from PIL import Image
+    from core.imageio import decode_image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            out["watermark"] = detect(image.convert("RGB"), settings.watermark_secret).to_dict()
+        image, _ = decode_image(data, name=str(path))
+        out["watermark"] = detect(image.convert("RGB"), settings.watermark_secret).to_dict()
     except Exception as exc:  # noqa: BLE001 - as above
         out["watermark"] = {"found": False, "error": f"{type(exc).__name__}: {exc}"}
     return out

@@ -42,7 +42,6 @@ from detectors import fingerprints as fp
 from core.errors import GuardError, InputError, LogError
 from guard.provenance.log import ProvenanceLog
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 PHASH_BANDS = 4
 PHASH_BAND_BITS = fp.PHASH_BITS // PHASH_BANDS
 DEFAULT_MAX_DISTANCE = 10
@@ -343,9 +342,9 @@ def trace_file(
 ) -> TraceReport:
     """Find the records that made ``path`` (an image by suffix, otherwise UTF-8 text). See the module docstring."""
     path = Path(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        from core.imageio import read_image
+    from core.imageio import image_suffixes, read_image
 
+    if path.suffix.lower() in image_suffixes():
         report = trace_image(read_image(path).image, log, keys=keys, max_distance=max_distance, limit=limit,
                              update_index=update_index)
     else:

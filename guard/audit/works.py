@@ -12,9 +12,8 @@ from pathlib import Path
 
 from detectors.copyright import Work, WorksStore, resolve_store
 from core.errors import InputError
+from core.imageio import image_suffixes, load_image
 from guard.home import guard_home
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 def default_location() -> Path:
@@ -52,9 +51,7 @@ def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) 
     added = []
     for path in files:
         label = name or path.name
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            from core.imageio import load_image
-
+        if path.suffix.lower() in image_suffixes():
             added.append(store.add_image(label, load_image(path), source=str(path)))
             continue
         try:

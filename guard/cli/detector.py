@@ -16,7 +16,7 @@ import typer
 from guard.cli._common import JsonOpt
 from guard.cli._output import emit, stderr
 from core.errors import DetectorError, InputError
-from guard.audit.scan import IMAGE_SUFFIXES
+from core.imageio import image_suffixes
 
 DETECTOR = "deepfake"
 
@@ -92,9 +92,9 @@ def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (by extension, recursively, sorted)."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in image_suffixes())
     if not files:
-        raise InputError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise InputError(f"{folder}: no image files ({', '.join(sorted(image_suffixes()))})")
     return files
 
 

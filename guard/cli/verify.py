@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.imageio import image_suffixes
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import emit
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +35,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{trust}: cannot read trust anchor: {exc.strerror}") from None
         keys = keystore(keys_dir)
         plog = open_existing_log(log)
-        if file.suffix.lower() in IMAGE_SUFFIXES:
+        if file.suffix.lower() in image_suffixes():
             from guard.verify.image import verify_image
 
             report = verify_image(file, keys=keys, log=plog, trust=trust_pem)
