@@ -150,7 +150,7 @@ def main() -> None:
         return
     build_checkpoint()
     texts = make_texts(args.n)
-    from detectors._text_batching import bf16_is_fast
+    from core.device import bf16_is_fast
 
     print(f"{len(texts)} texts, {sum(len(t.split()) for t in texts)} words; model: bert-base (detoxify original "
           f"architecture), random weights; CPU has fast bf16: {bf16_is_fast('cpu')} (precision auto uses it)")

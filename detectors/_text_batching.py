@@ -8,7 +8,8 @@ Shared by the toxicity (detoxify) and generic classifier detectors. What makes i
   compute goes to padding and memory stays bounded however many texts come in;
 - the model runs under ``torch.inference_mode`` and, where the hardware has bf16 units, bf16 autocast;
   ``precision="int8"`` quantizes the linear layers dynamically (CPU only; about 2x faster on an AVX2 CPU
-  without bf16 units, scores within about 1e-3 of float32 on the benchmark model - check yours).
+  without bf16 units, scores within about 1e-3 of float32 on the benchmark model - check yours). Device and
+  precision are ``core.device``'s; ``precision`` takes any spelling it knows (``bf16``, ``bfloat16``, ...).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from core.device import AUTOCAST_PRECISIONS, Precision, autocast_bf16, quantize_linear, resolve_device
 from detectors.base import Detector, Score
 
-Precision = Literal["auto", "float32", "bfloat16", "int8"]
 Activation = Literal["sigmoid", "softmax"]
 
 
@@ -33,7 +34,7 @@ class BatchSettings:
     overlap: int = 64
     batch_size: int = 32
     max_batch_tokens: int = 8192
-    precision: Precision = "auto"
+    precision: Precision | str = Precision.AUTO  # normalised to a ``Precision`` on construction
     device: str = "auto"
     num_threads: int | None = None  # torch intra-op threads; None keeps torch's default (one per core)
 
@@ -44,8 +45,7 @@ class BatchSettings:
             raise ValueError(f"overlap must be between 0 and max_length/2 ({self.max_length // 2}), got {self.overlap}")
         if self.batch_size < 1 or self.max_batch_tokens < self.max_length:
             raise ValueError("batch_size must be >= 1 and max_batch_tokens >= max_length")
-        if self.precision not in ("auto", "float32", "bfloat16", "int8"):
-            raise ValueError(f"precision must be auto, float32, bfloat16 or int8, got {self.precision!r}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision, allowed=AUTOCAST_PRECISIONS))
 
 
 @dataclass(frozen=True)
@@ -58,26 +58,6 @@ class Loaded:
     columns: tuple[int, ...]  # which logit columns to report, aligned with ``labels``
     activation: Activation
     model_id: str
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def bf16_is_fast(device: str) -> bool:
-    """bf16 pays off on GPUs that support it and on CPUs with AMX or AVX512-BF16; elsewhere it is emulated and
-    slower than float32."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    cpu = getattr(torch, "cpu", None)
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
 
 
 def window_and_score(loaded: Loaded, texts: list[str], settings: BatchSettings):
@@ -97,7 +77,7 @@ def window_and_score(loaded: Loaded, texts: list[str], settings: BatchSettings):
     lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(owner))
     probs = np.zeros((len(owner), len(loaded.columns)), dtype=np.float32)
     device = next(loaded.model.parameters()).device
-    use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_is_fast(device.type))
+    use_bf16 = autocast_bf16(device, settings.precision)
     columns = torch.as_tensor(loaded.columns)
     for batch in _batches(lengths, settings):
         feats = tok.pad([{k: enc[k][i] for k in keys} for i in batch], return_tensors="pt")
@@ -151,7 +131,7 @@ class WindowedClassifierDetector(Detector):
         self._lock = threading.Lock()
 
     @abc.abstractmethod
-    def _load(self, device: str) -> Loaded:
+    def _load(self, device) -> Loaded:
         """Load the model and tokenizer (raise ``ModelUnavailableError`` when the weights are not at hand)."""
 
     @property
@@ -164,8 +144,8 @@ class WindowedClassifierDetector(Detector):
                     torch.set_num_threads(self.settings.num_threads)
                 device = resolve_device(self.settings.device)
                 loaded = self._load(device)
-                if self.settings.precision == "int8":
-                    loaded = dataclasses.replace(loaded, model=_quantized(loaded.model, device))
+                if self.settings.precision is Precision.INT8:
+                    loaded = dataclasses.replace(loaded, model=quantize_linear(loaded.model, device))
                 self._loaded = loaded
             return self._loaded
 
@@ -189,19 +169,6 @@ class WindowedClassifierDetector(Detector):
             out.append([Score(self.name, label, float(v), loaded.model_id, dict(details))
                         for label, v in zip(loaded.labels, row)])
         return out
-
-
-def _quantized(model: Any, device: str) -> Any:
-    """Linear layers with int8 weights and dynamically quantized activations (PyTorch's CPU kernels)."""
-    import warnings
-
-    import torch
-
-    if device != "cpu":
-        raise ValueError(f"precision int8 runs on the CPU only, not on {device}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecated upstream (moving to torchao); the kernels are the same
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _not_text(item: Any) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from core.device import Precision
 from core.errors import ModelUnavailableError
 from core.weights import offline, snapshot_folder, weights_sha256
-from detectors._text_batching import Activation, BatchSettings, Loaded, Precision, WindowedClassifierDetector
+from detectors._text_batching import Activation, BatchSettings, Loaded, WindowedClassifierDetector
 
 __all__ = ["ClassifierDetector", "ModelUnavailableError"]
 
@@ -36,7 +37,7 @@ class ClassifierDetector(WindowedClassifierDetector):
         max_batch_tokens: int = 8192,
         max_length: int = 512,
         overlap: int = 64,
-        precision: Precision = "auto",
+        precision: Precision | str = "auto",
         device: str = "auto",
         num_threads: int | None = None,
     ) -> None:
@@ -53,7 +54,7 @@ class ClassifierDetector(WindowedClassifierDetector):
         self.activation = activation
         self.local_files_only = local_files_only or offline()
 
-    def _load(self, device: str) -> Loaded:
+    def _load(self, device) -> Loaded:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         kwargs = {"revision": self.revision, "local_files_only": self.local_files_only}

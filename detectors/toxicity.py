@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.device import Precision
 from core.errors import ModelUnavailableError
 from core.hashing import sha256_file
 from core.weights import offline
-from detectors._text_batching import BatchSettings, Loaded, Precision, WindowedClassifierDetector
+from detectors._text_batching import BatchSettings, Loaded, WindowedClassifierDetector
 
 __all__ = ["ModelUnavailableError", "ToxicityDetector"]
 
@@ -48,7 +49,7 @@ class ToxicityDetector(WindowedClassifierDetector):
         max_batch_tokens: int = 8192,
         max_length: int = 512,
         overlap: int = 64,
-        precision: Precision = "auto",
+        precision: Precision | str = "auto",
         device: str = "auto",
         num_threads: int | None = None,
     ) -> None:
@@ -90,7 +91,7 @@ class ToxicityDetector(WindowedClassifierDetector):
             raise ModelUnavailableError(f"detoxify {self.model!r}: cannot download {url}: {exc}") from exc
         return cached
 
-    def _load(self, device: str) -> Loaded:
+    def _load(self, device) -> Loaded:
         import torch
         from detoxify.detoxify import get_model_and_tokenizer
 

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.weights import weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
@@ -27,7 +28,8 @@ class DiffusersImage(Generator):
     """Text-to-image with a diffusers pipeline.
 
     ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available). ``dtype`` is
-    ``"float32"``, ``"float16"`` or ``"bfloat16"``; the default is float16 on CUDA and float32 on the CPU.
+    ``"float32"``, ``"float16"`` or ``"bfloat16"`` (or another spelling ``core.device.Precision`` knows); the
+    default (``None`` or ``"auto"``) is float16 on CUDA and float32 on the CPU.
     ``generate`` takes ``height``, ``width``, ``steps``, ``guidance_scale``, ``negative_prompt`` and ``seed``
     (the first image's seed; image *i* of the call uses ``seed + i``), and ``hooks["latents"]``: initial noise,
     one latent (broadcast) or one per prompt, shaped like the pipeline's latents (batch, channels, h/f, w/f).
@@ -43,7 +45,7 @@ class DiffusersImage(Generator):
         revision: str | None = None,
         variant: str | None = None,
         device: str = "auto",
-        dtype: str | None = None,
+        dtype: Precision | str | None = None,
         batch_size: int = 4,
         local_files_only: bool = False,
         defaults: dict[str, Any] | None = None,
@@ -54,7 +56,7 @@ class DiffusersImage(Generator):
         self.revision = revision
         self.variant = variant
         self.device_request = device
-        self.dtype_request = dtype
+        self.dtype_request = Precision.parse(dtype, allowed=LOAD_PRECISIONS)
         self.batch_size = batch_size
         self.local_files_only = local_files_only
         self.defaults = dict(defaults or {})
@@ -82,23 +84,14 @@ class DiffusersImage(Generator):
 
     @cached_property
     def device(self) -> str:
-        import torch
-
-        if self.device_request == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device_request.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device {self.device_request!r} requested but CUDA is not available")
-        return self.device_request
+        return str(resolve_device(self.device_request))
 
     @cached_property
     def torch_dtype(self):
-        import torch
-
-        name = self.dtype_request or ("float16" if self.device.startswith("cuda") else "float32")
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if name not in dtypes:
-            raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {name!r}")
-        return dtypes[name]
+        precision = self.dtype_request
+        if precision is Precision.AUTO:
+            precision = Precision.FLOAT16 if self.device.startswith("cuda") else Precision.FLOAT32
+        return precision.torch_dtype()
 
     @cached_property
     def pipeline(self):

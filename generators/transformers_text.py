@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.weights import snapshot_folder, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
@@ -26,7 +27,9 @@ class TransformersText(Generator):
     """A causal LM behind the ``Generator`` interface.
 
     ``model`` is a hub id or a local folder; ``revision`` pins a hub revision. ``device`` is ``auto`` (CUDA when
-    available), ``cpu`` or ``cuda[:N]``; ``dtype`` is passed to ``from_pretrained`` (e.g. ``bfloat16``).
+    available), ``cpu`` or ``cuda[:N]``; ``dtype`` is the precision to load in (``float32``, ``float16``,
+    ``bfloat16`` or another spelling ``core.device.Precision`` knows); ``None`` or ``auto`` keeps transformers'
+    default.
     Prompts go through the tokenizer's chat template when it has one (``chat_template=False`` turns that off).
     ``batch_size`` bounds how many prompts are generated together (left-padded). ``params`` sets defaults for
     the sampling parameters; a call's own parameters override them.
@@ -41,7 +44,7 @@ class TransformersText(Generator):
         *,
         revision: str | None = None,
         device: str = "auto",
-        dtype: str | None = None,
+        dtype: Precision | str | None = None,
         chat_template: bool | None = None,
         system_prompt: str | None = None,
         batch_size: int = 8,
@@ -54,7 +57,7 @@ class TransformersText(Generator):
         self.model_name = str(model)
         self.revision = revision
         self.device = device
-        self.dtype = dtype
+        self.dtype = Precision.parse(dtype, allowed=LOAD_PRECISIONS)
         self.chat_template = chat_template
         self.system_prompt = system_prompt
         self.batch_size = batch_size
@@ -72,16 +75,14 @@ class TransformersText(Generator):
         with self._lock:
             if self._model is not None:
                 return
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             kwargs: dict[str, Any] = {"revision": self.revision, "local_files_only": self.local_files_only}
             tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
-            if self.dtype:
-                kwargs["dtype"] = getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
+            if self.dtype is not Precision.AUTO:
+                kwargs["dtype"] = self.dtype.torch_dtype()
             model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs)
-            device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
-            model.to(device).eval()
+            model.to(resolve_device(self.device)).eval()
             tokenizer.padding_side = "left"  # decoder-only models continue from the last position
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token

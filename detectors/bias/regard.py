@@ -98,7 +98,7 @@ class TransformersRegard:
         self.revision = revision
         self.settings = BatchSettings(
             max_length=max_length, overlap=min(64, max_length // 4), batch_size=batch_size,
-            max_batch_tokens=max(8192, max_length), precision=precision, device=device,  # type: ignore[arg-type]
+            max_batch_tokens=max(8192, max_length), precision=precision, device=device,
         )
         self._label_map = dict(label_map or {})
         bad = {v for v in self._label_map.values() if v not in CLASSES}
@@ -112,7 +112,8 @@ class TransformersRegard:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from core.weights import snapshot_folder, weights_sha256
-        from detectors._text_batching import Loaded, resolve_device
+        from core.device import resolve_device
+        from detectors._text_batching import Loaded
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model, revision=self.revision)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from core.device import AUTOCAST_PRECISIONS, Precision
 from core.imageio import MAX_PIXELS
 from detectors.base import Detector, Score
 from detectors.deepfake.faces import Box, find_faces
@@ -66,7 +67,7 @@ class DeepfakeDetector(Detector):
         aggregate: Literal["max", "mean", "image"] = "max",
         calibration: str | bool | None = None,
         device: str = "auto",
-        dtype: Literal["auto", "bf16", "fp32", "int8"] = "auto",
+        dtype: Precision | str = "auto",
         batch_size: int = 32,
         workers: int | None = None,
         crop_size: int = 224,
@@ -89,7 +90,7 @@ class DeepfakeDetector(Detector):
         self.aggregate = aggregate
         self.calibration_option = calibration
         self.device = device
-        self.dtype = dtype
+        self.dtype = Precision.parse(dtype, allowed=AUTOCAST_PRECISIONS)
         self.batch_size = batch_size
         self.workers = workers
         self.crop_size = crop_size
@@ -203,7 +204,8 @@ class DeepfakeDetector(Detector):
         runner = getattr(backend, "runner", None)
         workers = self.workers
         if workers is None:
-            from detectors.deepfake._runtime import default_workers, resolve_device
+            from core.device import resolve_device
+            from detectors.deepfake._runtime import default_workers
 
             workers = default_workers(runner.device if runner else resolve_device("cpu"))
         outputs = engine.run(

@@ -1,10 +1,9 @@
-"""Where and how a torch model runs: device, precision, channels_last, and moving batches to the device.
+"""How a torch image model runs here: channels_last, batch norm folded, batches moved to the device.
 
-bf16 is the big lever on a GPU and on CPUs with AMX or AVX-512 BF16 units (measured 3x on such a CPU); on a CPU
-without them PyTorch emulates bf16 and a ResNet-50 ran 10x *slower* (0.36 against 4.2 images/s on an AVX2
-EPYC), so ``dtype="auto"`` only turns it on where the hardware has it. ``dtype="int8"`` (CPU only, asked for
-explicitly) quantises the linear layers dynamically: CLIP ViT-L/14 ran 1.6x faster on that EPYC with probe
-probabilities within 0.005 of fp32; convolutions are left in fp32, so it does nothing for a ResNet.
+Device and precision are ``core.device``'s (``dtype`` takes any spelling ``Precision.parse`` knows: ``auto``,
+``bf16``, ``fp32``, ``int8``...). ``int8`` quantises the linear layers dynamically (CPU only): CLIP ViT-L/14 ran 1.6x
+faster on an AVX2 EPYC with probe probabilities within 0.005 of fp32; it does nothing for a ResNet, whose
+convolutions stay in fp32.
 """
 
 from __future__ import annotations
@@ -15,36 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-DTYPES = ("auto", "bf16", "fp32", "int8")
-
-
-def resolve_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
-    return resolved
-
-
-def cpu_has_bf16() -> bool:
-    import torch
-
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-
-
-def use_bf16(device, dtype: str = "auto") -> bool:
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if dtype != "auto":
-        return dtype == "bf16"  # int8 runs its quantised linear layers without autocast
-    if device.type == "cuda":
-        import torch
-
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
+from core.device import AUTOCAST_PRECISIONS, Precision, autocast_bf16, quantize_linear, resolve_device
 
 
 def default_workers(device) -> int:
@@ -66,11 +36,12 @@ class TorchRunner:
     int8: bool = False
 
     @classmethod
-    def create(cls, device: str = "auto", dtype: str = "auto", *, channels_last: bool = False) -> TorchRunner:
+    def create(
+        cls, device: str = "auto", dtype: Precision | str = "auto", *, channels_last: bool = False
+    ) -> TorchRunner:
+        precision = Precision.parse(dtype, allowed=AUTOCAST_PRECISIONS)
         resolved = resolve_device(device)
-        if dtype == "int8" and resolved.type != "cpu":
-            raise ValueError("dtype int8 (dynamic quantisation) runs on the CPU only; use bf16 on a GPU")
-        return cls(resolved, use_bf16(resolved, dtype), channels_last, dtype == "int8")
+        return cls(resolved, autocast_bf16(resolved, precision), channels_last, precision is Precision.INT8)
 
     @property
     def pin_memory(self) -> bool:
@@ -79,7 +50,7 @@ class TorchRunner:
     def prepare_module(self, module):
         module = fold_batchnorm(module.eval()).to(self.device)
         if self.int8:
-            module = quantize_linear(module)
+            module = quantize_linear(module, self.device)
         if self.channels_last:
             module = module.to(memory_format=_torch().channels_last)
         return module
@@ -92,24 +63,6 @@ class TorchRunner:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             out = fn(pixels)
         return out.float().cpu().numpy()
-
-
-def quantize_linear(module):
-    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised per batch).
-
-    ``torch.ao.quantization.quantize_dynamic`` is deprecated in favour of torchao, which is not a dependency
-    here and needs ``torch.compile`` to be fast on a CPU; the eager API still works in the pinned torch.
-    """
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantiz.* deprecated", category=UserWarning)
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 _FOLDABLE = ("ResNetConvLayer", "ResNetShortCut")  # transformers' ResNet: convolution, then normalization

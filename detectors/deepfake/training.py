@@ -86,7 +86,8 @@ def train(
     progress: Callable[[int], None] | None = None,
 ) -> TrainReport:
     """Fit a ``spectral`` model (JSON) or a CLIP linear ``probe`` (``fc_weights.pth`` format) and write it to ``out``."""
-    from detectors.deepfake._runtime import default_workers, resolve_device
+    from core.device import resolve_device
+    from detectors.deepfake._runtime import default_workers
 
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
