@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from core.device import AUTOCAST_PRECISIONS, Precision, autocast_bf16, quantize_linear, resolve_device
+from core.errors import InputError
 from detectors.base import Detector, Score
 
 Activation = Literal["sigmoid", "softmax"]
@@ -40,11 +41,11 @@ class BatchSettings:
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, got {self.max_length}")
+            raise InputError(f"max_length must be at least 8 tokens, got {self.max_length}")
         if not 0 <= self.overlap < self.max_length // 2:
-            raise ValueError(f"overlap must be between 0 and max_length/2 ({self.max_length // 2}), got {self.overlap}")
+            raise InputError(f"overlap must be between 0 and max_length/2 ({self.max_length // 2}), got {self.overlap}")
         if self.batch_size < 1 or self.max_batch_tokens < self.max_length:
-            raise ValueError("batch_size must be >= 1 and max_batch_tokens >= max_length")
+            raise InputError("batch_size must be >= 1 and max_batch_tokens >= max_length")
         object.__setattr__(self, "precision", Precision.parse(self.precision, allowed=AUTOCAST_PRECISIONS))
 
 
@@ -68,7 +69,7 @@ def window_and_score(loaded: Loaded, texts: list[str], settings: BatchSettings):
 
     tok = loaded.tokenizer
     if not getattr(tok, "is_fast", True):
-        raise ValueError(f"{loaded.model_id}: windowing long texts needs a fast tokenizer, got {type(tok).__name__}")
+        raise InputError(f"{loaded.model_id}: windowing long texts needs a fast tokenizer, got {type(tok).__name__}")
     max_length = min(settings.max_length, _model_max_length(loaded))
     enc = tok(list(texts), truncation=True, max_length=max_length, stride=settings.overlap,
               return_overflowing_tokens=True, padding=False)

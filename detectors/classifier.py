@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from core.device import Precision
-from core.errors import ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 from core.weights import offline, snapshot_folder, weights_sha256
 from detectors._text_batching import Activation, BatchSettings, Loaded, WindowedClassifierDetector
 
@@ -42,9 +42,9 @@ class ClassifierDetector(WindowedClassifierDetector):
         num_threads: int | None = None,
     ) -> None:
         if activation not in ("auto", "sigmoid", "softmax"):
-            raise ValueError(f"activation must be auto, sigmoid or softmax, got {activation!r}")
+            raise InputError(f"activation must be auto, sigmoid or softmax, got {activation!r}")
         if labels is not None and not labels:
-            raise ValueError("labels is empty: map at least one model label, or leave it out to report all")
+            raise InputError("labels is empty: map at least one model label, or leave it out to report all")
         super().__init__(BatchSettings(max_length=max_length, overlap=overlap, batch_size=batch_size,
                                        max_batch_tokens=max_batch_tokens, precision=precision, device=device,
                                        num_threads=num_threads))
@@ -79,7 +79,7 @@ class ClassifierDetector(WindowedClassifierDetector):
         by_name = {name: i for i, name in id2label.items()}
         unknown = sorted(set(self.label_map) - set(by_name))
         if unknown:
-            raise ValueError(f"classifier {self.model!r}: labels {unknown} are not model labels "
+            raise InputError(f"classifier {self.model!r}: labels {unknown} are not model labels "
                              f"(the model has {sorted(by_name)})")
         return (tuple(by_name[name] for name in self.label_map), tuple(self.label_map.values()))
 

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import pixels_sha256
 from detectors import fingerprints as fp
 from detectors.base import Detector, Score
@@ -115,7 +116,7 @@ class WorksStore:
         self.path = resolve_store(path)
         if not self.path.is_file():
             if not create:
-                raise FileNotFoundError(f"{self.path}: no works registry (register works with `guard works add`)")
+                raise ModelUnavailableError(f"{self.path}: no works registry (register works with `guard works add`)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         if create:
@@ -146,7 +147,7 @@ class WorksStore:
             return existing, False
         tokens = fp.words(text)
         if not tokens:
-            raise ValueError(f"{source or name}: the text has no words to fingerprint")
+            raise InputError(f"{source or name}: the text has no words to fingerprint")
         with self._conn:
             work_id = self._insert_work(name, "text", sha, source, len(tokens), None)
             grams = {(h, pos) for pos, h in enumerate(gram_hashes(tokens))}
@@ -251,7 +252,7 @@ class CopyrightDetector(Detector):
 
     def __init__(self, works: str, verbatim_words: int = 40) -> None:
         if verbatim_words < GRAM_WORDS:
-            raise ValueError(f"verbatim_words must be at least {GRAM_WORDS}, got {verbatim_words}")
+            raise InputError(f"verbatim_words must be at least {GRAM_WORDS}, got {verbatim_words}")
         self.store = WorksStore(works)
         self.verbatim_words = verbatim_words
         self._lock = threading.Lock()

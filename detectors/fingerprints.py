@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from core.errors import InputError
+
 NUM_PERM = 128
 SEED = 1
 SHINGLE = 5
@@ -67,7 +69,7 @@ def bbit_signature(text: str) -> bytes:
 def bbit_similarity(a: bytes, b: bytes) -> float:
     """Unbiased estimate of the Jaccard similarity of two texts' shingle sets from their b-bit signatures."""
     if len(a) != len(b) or not a:
-        raise ValueError(f"signatures differ in length ({len(a)} vs {len(b)} bytes)")
+        raise InputError(f"signatures differ in length ({len(a)} vs {len(b)} bytes)")
     equal = np.count_nonzero(np.frombuffer(a, np.uint8) == np.frombuffer(b, np.uint8)) / len(a)
     return float(min(1.0, max(0.0, (equal - _CHANCE) / (1.0 - _CHANCE))))
 
@@ -83,7 +85,7 @@ def lsh_keys_many(signatures: np.ndarray) -> np.ndarray:
     matters when 10^6 records are indexed.
     """
     if signatures.ndim != 2 or signatures.shape[1] != NUM_PERM or signatures.dtype != np.uint8:
-        raise ValueError(f"expected an (n, {NUM_PERM}) uint8 array of signatures, got {signatures.shape}")
+        raise InputError(f"expected an (n, {NUM_PERM}) uint8 array of signatures, got {signatures.shape}")
     x = np.ascontiguousarray(signatures).view("<u8") ^ _BAND_SALT
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -95,7 +97,7 @@ def lsh_keys_many(signatures: np.ndarray) -> np.ndarray:
 def lsh_keys(signature: bytes) -> list[int]:
     """One signed 64-bit key per LSH band: two signatures that agree on a whole band share its key."""
     if len(signature) != NUM_PERM:
-        raise ValueError(f"signature is {len(signature)} bytes, expected {NUM_PERM}")
+        raise InputError(f"signature is {len(signature)} bytes, expected {NUM_PERM}")
     return lsh_keys_many(np.frombuffer(signature, dtype=np.uint8)[None, :])[0].tolist()
 
 

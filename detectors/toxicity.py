@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.device import Precision
-from core.errors import ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
 from core.weights import offline
 from detectors._text_batching import BatchSettings, Loaded, WindowedClassifierDetector
@@ -54,11 +54,11 @@ class ToxicityDetector(WindowedClassifierDetector):
         num_threads: int | None = None,
     ) -> None:
         if checkpoint is None and model not in MODELS:
-            raise ValueError(f"unknown detoxify model {model!r}; use one of {', '.join(MODELS)} or checkpoint=PATH")
+            raise InputError(f"unknown detoxify model {model!r}; use one of {', '.join(MODELS)} or checkpoint=PATH")
         if checkpoint is not None and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"{checkpoint}: detoxify checkpoint not found")
+            raise ModelUnavailableError(f"{checkpoint}: detoxify checkpoint not found")
         if config_dir is not None and not (Path(config_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"{config_dir}: no config.json there (config_dir must hold the model's "
+            raise ModelUnavailableError(f"{config_dir}: no config.json there (config_dir must hold the model's "
                                     "config.json and tokenizer files)")
         super().__init__(BatchSettings(max_length=max_length, overlap=overlap, batch_size=batch_size,
                                        max_batch_tokens=max_batch_tokens, precision=precision, device=device,
@@ -99,9 +99,9 @@ class ToxicityDetector(WindowedClassifierDetector):
         try:
             loaded: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-            raise ValueError(f"{path}: not a readable detoxify checkpoint: {exc}") from exc
+            raise InputError(f"{path}: not a readable detoxify checkpoint: {exc}") from exc
         if "config" not in loaded or "state_dict" not in loaded:
-            raise ValueError(f"{path}: not a detoxify checkpoint (needs 'config' and 'state_dict')")
+            raise InputError(f"{path}: not a detoxify checkpoint (needs 'config' and 'state_dict')")
         args = dict(loaded["config"]["arch"]["args"])
         if self.config_dir is not None:
             args["model_type"] = str(self.config_dir)

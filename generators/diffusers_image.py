@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
+from core.errors import InputError, ModelUnavailableError
 from core.weights import weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
@@ -51,7 +52,7 @@ class DiffusersImage(Generator):
         defaults: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.model = str(model)
         self.revision = revision
         self.variant = variant
@@ -69,7 +70,7 @@ class DiffusersImage(Generator):
         path = Path(self.model).expanduser()
         if path.exists():
             if not (path / "model_index.json").is_file():
-                raise FileNotFoundError(f"{path}: not a diffusers pipeline folder (no model_index.json)")
+                raise ModelUnavailableError(f"{path}: not a diffusers pipeline folder (no model_index.json)")
             return path
         from diffusers import DiffusionPipeline
 
@@ -80,7 +81,7 @@ class DiffusersImage(Generator):
                 )
             )
         except Exception as exc:
-            raise FileNotFoundError(f"{self.model}: cannot find or download this diffusers pipeline: {exc}") from exc
+            raise ModelUnavailableError(f"{self.model}: cannot find or download this diffusers pipeline: {exc}") from exc
 
     @cached_property
     def device(self) -> str:
@@ -133,7 +134,7 @@ class DiffusersImage(Generator):
         seed = params.pop("seed", None)
         seed = int(seed) if seed is not None else secrets.randbits(63)
         if params:
-            raise ValueError(f"unknown generation parameters: {', '.join(sorted(params))}")
+            raise InputError(f"unknown generation parameters: {', '.join(sorted(params))}")
         latents = _latents_for(hooks, len(prompts))
 
         outputs: list[Generation] = []
@@ -187,7 +188,7 @@ class DiffusersImage(Generator):
         height = int(params.pop("height", default))
         width = int(params.pop("width", default))
         if height % factor or width % factor or height <= 0 or width <= 0:
-            raise ValueError(f"height and width must be positive multiples of {factor}, got {height}x{width}")
+            raise InputError(f"height and width must be positive multiples of {factor}, got {height}x{width}")
         return height, width
 
 
@@ -206,11 +207,11 @@ def _latents_for(hooks: dict[str, Any] | None, count: int):
     if latents.dim() == 3:
         latents = latents.unsqueeze(0)
     if latents.dim() != 4:
-        raise ValueError(f"initial latents must be (batch, channels, height, width), got shape {tuple(latents.shape)}")
+        raise InputError(f"initial latents must be (batch, channels, height, width), got shape {tuple(latents.shape)}")
     if latents.shape[0] == 1 and count > 1:
         latents = latents.expand(count, -1, -1, -1)
     if latents.shape[0] != count:
-        raise ValueError(f"got {latents.shape[0]} initial latents for {count} prompts")
+        raise InputError(f"got {latents.shape[0]} initial latents for {count} prompts")
     return latents
 
 

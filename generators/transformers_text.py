@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
+from core.errors import InputError
 from core.weights import snapshot_folder, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
@@ -53,7 +54,7 @@ class TransformersText(Generator):
         **params: Any,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.model_name = str(model)
         self.revision = revision
         self.device = device
@@ -124,7 +125,7 @@ class TransformersText(Generator):
     def _uses_chat_template(self) -> bool:
         has = getattr(self.tokenizer, "chat_template", None) is not None
         if self.chat_template and not has:
-            raise ValueError(f"{self.model_name}: chat_template=True but the tokenizer has no chat template")
+            raise InputError(f"{self.model_name}: chat_template=True but the tokenizer has no chat template")
         return has if self.chat_template is None else bool(self.chat_template)
 
     def _prompt_text(self, prompt: str, chat: bool) -> str:

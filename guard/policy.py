@@ -49,8 +49,10 @@ class Fallback(_Strict):
 class DetectorRule(_Strict):
     """One detector at one stage: thresholds per label, the action on violation and on failure.
 
-    When the detector raises, ``fallback`` (if set) scores instead, against the same thresholds, and the record
-    names the scorer that produced each score; without a fallback, or when it fails too, ``fail`` decides.
+    When the detector fails at run time (its model or device is not available here, or it crashes),
+    ``fallback`` (if set) scores instead, against the same thresholds, and the record names the scorer that
+    produced each score; without a fallback, or when it fails too, ``fail`` decides. A ``GuardError`` about the
+    call or the configuration (an unusable input, bad detector options) is raised to the caller instead.
     """
 
     detector: str

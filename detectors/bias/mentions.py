@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from core.errors import InputError
 from detectors.bias.terms import Group, TermList, load_terms
 
 _WORD = re.compile(r"[\w']+\+?")
@@ -48,7 +49,7 @@ class MentionFinder:
             for adjective in group.adjectives:
                 words = _key(adjective)
                 if len(words) != 1:
-                    raise ValueError(f"{self.terms.source}: {group.id}: adjective {adjective!r} must be one word")
+                    raise InputError(f"{self.terms.source}: {group.id}: adjective {adjective!r} must be one word")
                 self._by_adjective.setdefault(words[0], []).append(group)
         self._nouns = {_key(n)[0] for n in self.terms.person_nouns if _key(n)}
         self._longest = max((len(k) for k in self._by_term), default=1)

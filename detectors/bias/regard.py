@@ -17,6 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.errors import InputError, ModelUnavailableError
+
 CLASSES = ("negative", "neutral", "positive", "other")
 
 
@@ -44,7 +46,7 @@ class VaderRegard:
 
     def __init__(self, threshold: float = 0.05) -> None:
         if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"VADER threshold must be in [0, 1), got {threshold}")
+            raise InputError(f"VADER threshold must be in [0, 1), got {threshold}")
         self.threshold = threshold
 
     @cached_property
@@ -103,12 +105,12 @@ class TransformersRegard:
         self._label_map = dict(label_map or {})
         bad = {v for v in self._label_map.values() if v not in CLASSES}
         if bad:
-            raise ValueError(f"regard label map targets must be among {', '.join(CLASSES)}; got {sorted(bad)}")
+            raise InputError(f"regard label map targets must be among {', '.join(CLASSES)}; got {sorted(bad)}")
 
     @cached_property
     def _loaded(self) -> Any:
         if Path(self.model).is_dir() and not (Path(self.model) / "config.json").is_file():
-            raise FileNotFoundError(f"regard model {self.model!r} cannot be loaded: no config.json in that folder")
+            raise ModelUnavailableError(f"regard model {self.model!r} cannot be loaded: no config.json in that folder")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from core.weights import snapshot_folder, weights_sha256
@@ -119,19 +121,19 @@ class TransformersRegard:
             tokenizer = AutoTokenizer.from_pretrained(self.model, revision=self.revision)
             model = AutoModelForSequenceClassification.from_pretrained(self.model, revision=self.revision)
         except (OSError, ValueError) as exc:  # missing files are OSErrors; unusable tokenizers ValueErrors
-            raise FileNotFoundError(f"regard model {self.model!r} cannot be loaded: {exc}") from exc
+            raise ModelUnavailableError(f"regard model {self.model!r} cannot be loaded: {exc}") from exc
         classes = []
         for index in range(model.config.num_labels):
             name = model.config.id2label[index]
             cls = self._label_map.get(name, name.lower())
             if cls not in CLASSES:
-                raise ValueError(
+                raise InputError(
                     f"regard model {self.model!r}: label {name!r} is not one of {', '.join(CLASSES)}; "
                     "pass a label map such as {'LABEL_0': 'negative', ...}"
                 )
             classes.append(cls)
         if "negative" not in classes:
-            raise ValueError(f"regard model {self.model!r}: no label maps to 'negative' (labels: {classes})")
+            raise InputError(f"regard model {self.model!r}: no label maps to 'negative' (labels: {classes})")
         commit = getattr(model.config, "_commit_hash", None) or self.revision
         folder = snapshot_folder(self.model, commit)
         digest = weights_sha256(folder) if folder is not None else None

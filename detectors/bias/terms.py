@@ -15,6 +15,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from core.errors import InputError, ModelUnavailableError
+
 AXES = (
     "gender_and_sex",
     "race_ethnicity",
@@ -78,30 +80,30 @@ class TermList:
 def _text(raw: dict[str, Any], field: str, where: str) -> str:
     value = raw.get(field)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: {field!r} must be a non-empty string")
+        raise InputError(f"{where}: {field!r} must be a non-empty string")
     return value
 
 
 def _words(raw: dict[str, Any], field: str, where: str) -> tuple[str, ...]:
     value = raw.get(field, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError(f"{where}: {field!r} must be a list of non-empty strings")
+        raise InputError(f"{where}: {field!r} must be a list of non-empty strings")
     return tuple(value)
 
 
 def parse_terms(data: Any, *, source: str = "<memory>", sha256: str = "") -> TermList:
     """Validate a term mapping (the JSON format of ``data/groups.json``); errors name the group and field."""
     if not isinstance(data, dict) or not isinstance(data.get("axes"), dict) or not data["axes"]:
-        raise ValueError(f"{source}: expected an object with a non-empty 'axes' mapping")
+        raise InputError(f"{source}: expected an object with a non-empty 'axes' mapping")
     nouns = _words(data, "person_nouns", source)
     groups = []
     for axis, members in data["axes"].items():
         if not isinstance(members, dict) or not members:
-            raise ValueError(f"{source}: axes.{axis} must map group keys to groups")
+            raise InputError(f"{source}: axes.{axis} must map group keys to groups")
         for key, raw in members.items():
             where = f"{source}: axes.{axis}.{key}"
             if not isinstance(raw, dict):
-                raise ValueError(f"{where}: must be an object")
+                raise InputError(f"{where}: must be an object")
             group = Group(
                 axis=axis,
                 key=key,
@@ -112,7 +114,7 @@ def parse_terms(data: Any, *, source: str = "<memory>", sha256: str = "") -> Ter
                 adjectives=_words(raw, "adjectives", where),
             )
             if group.adjectives and not nouns:
-                raise ValueError(f"{where}: 'adjectives' need a top-level 'person_nouns' list")
+                raise InputError(f"{where}: 'adjectives' need a top-level 'person_nouns' list")
             groups.append(group)
     return TermList(groups=tuple(groups), person_nouns=nouns, sha256=sha256, source=source)
 
@@ -129,11 +131,11 @@ def _load(path: str) -> TermList:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read term list: {exc.strerror}") from exc
+        raise ModelUnavailableError(f"{path}: cannot read term list: {exc.strerror}") from exc
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON term list: {exc}") from exc
+        raise InputError(f"{path}: not a JSON term list: {exc}") from exc
     return parse_terms(data, source=path, sha256=hashlib.sha256(raw).hexdigest())
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from core.device import AUTOCAST_PRECISIONS, Precision
+from core.errors import InputError, ModelUnavailableError
 from core.imageio import MAX_PIXELS
 from detectors.base import Detector, Score
 from detectors.deepfake.faces import Box, find_faces
@@ -74,11 +75,11 @@ class DeepfakeDetector(Detector):
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         if backend not in BACKENDS:
-            raise ValueError(f"unknown deepfake backend {backend!r} (known: {', '.join(BACKENDS)})")
+            raise InputError(f"unknown deepfake backend {backend!r} (known: {', '.join(BACKENDS)})")
         if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+            raise InputError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         from detectors.deepfake.engine import CropPlan
 
         self.backend_name = backend
@@ -159,7 +160,7 @@ class DeepfakeDetector(Detector):
             path = self.default_calibration_path()
             if path is None or not path.is_file():
                 if option is True:
-                    raise FileNotFoundError(f"no calibration file at {path} (run `guard detector calibrate`)")
+                    raise ModelUnavailableError(f"no calibration file at {path} (run `guard detector calibrate`)")
                 return None
         calibration = Calibration.load(path)
         calibration.check(self._backend.model_id, self.settings)
@@ -179,11 +180,11 @@ class DeepfakeDetector(Detector):
     # --- scoring ------------------------------------------------------------------------------------------------
 
     def score(self, items: list[Any]) -> list[list[Score]]:
-        """Score PIL images (or RGB arrays, or paths); raises ``ValueError`` on the first unusable one."""
+        """Score PIL images (or RGB arrays, or paths); raises ``InputError`` on the first unusable one."""
         results: list[list[Score]] = []
         for result in self.iter_scores(items):
             if result.error is not None:
-                raise ValueError(f"image {result.index}: {result.error}")
+                raise InputError(f"image {result.index}: {result.error}")
             results.append(result.scores or [])
         return results
 

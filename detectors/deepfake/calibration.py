@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.errors import InputError, ModelUnavailableError
+
 FORMAT = "genguard.deepfake-calibration/v1"
 Method = Literal["conformal", "platt"]
 _EPS = 1e-6
@@ -63,10 +65,10 @@ class Calibration:
     def check(self, model: str, settings: dict[str, Any]) -> None:
         """Refuse to calibrate scores of another model or of other settings."""
         if model != self.model:
-            raise ValueError(f"calibration was made for {self.model}, not {model}: run `guard detector calibrate` again")
+            raise InputError(f"calibration was made for {self.model}, not {model}: run `guard detector calibrate` again")
         differing = {k for k in self.settings if settings.get(k) != self.settings[k]}
         if differing:
-            raise ValueError(
+            raise InputError(
                 f"calibration was made with {', '.join(f'{k}={self.settings[k]!r}' for k in sorted(differing))}; "
                 "the detector now uses other values: run `guard detector calibrate` again"
             )
@@ -86,20 +88,20 @@ class Calibration:
     def load(cls, path: str | Path) -> Calibration:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: calibration file not found (make one with `guard detector calibrate`)")
+            raise ModelUnavailableError(f"{path}: calibration file not found (make one with `guard detector calibrate`)")
         raw = path.read_bytes()
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: not JSON ({exc})") from None
+            raise InputError(f"{path}: not JSON ({exc})") from None
         if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
-            raise ValueError(f"{path}: not a calibration file (format is not {FORMAT!r})")
+            raise InputError(f"{path}: not a calibration file (format is not {FORMAT!r})")
         try:
             calibration = cls(**data, sha256=hashlib.sha256(raw).hexdigest())
         except TypeError as exc:
-            raise ValueError(f"{path}: malformed calibration file ({exc})") from None
+            raise InputError(f"{path}: malformed calibration file ({exc})") from None
         if calibration.method not in ("conformal", "platt"):
-            raise ValueError(f"{path}: unknown calibration method {calibration.method!r}")
+            raise InputError(f"{path}: unknown calibration method {calibration.method!r}")
         return calibration
 
     def summary(self) -> dict[str, Any]:
@@ -119,13 +121,13 @@ def conformal_cutoff(real: np.ndarray, target_fpr: float) -> float:
     are ``>= s``: exactly when ``s`` exceeds the ``(k + 1)``-th largest real score.
     """
     if not 0.0 < target_fpr < 1.0:
-        raise ValueError(f"target FPR must be between 0 and 1, got {target_fpr}")
+        raise InputError(f"target FPR must be between 0 and 1, got {target_fpr}")
     real = np.sort(np.asarray(real, dtype=np.float64))
     n = len(real)
     k = math.floor(target_fpr * (n + 1) + 1e-9) - 1
     if k < 0:
         need = math.ceil(1.0 / target_fpr) - 1
-        raise ValueError(f"a target FPR of {target_fpr:g} needs at least {need} real images, got {n}")
+        raise InputError(f"a target FPR of {target_fpr:g} needs at least {need} real images, got {n}")
     return float(real[n - 1 - k])
 
 
@@ -144,7 +146,7 @@ def fit(
     if method == "auto":
         method = "platt" if len(fake) else "conformal"
     if method == "platt" and len(fake) < 2:
-        raise ValueError("Platt scaling needs raw scores of generated images too (--fake DIR)")
+        raise InputError("Platt scaling needs raw scores of generated images too (--fake DIR)")
     cutoff = conformal_cutoff(real, target_fpr)
     common = dict(
         target_fpr=float(target_fpr),
@@ -166,7 +168,7 @@ def fit(
     lr = LogisticRegression(C=1e6, class_weight="balanced", max_iter=1000).fit(x, y)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     if a <= 0:
-        raise ValueError("the detector scores generated images no higher than real ones: nothing to calibrate")
+        raise InputError("the detector scores generated images no higher than real ones: nothing to calibrate")
     provisional = Calibration("platt", threshold=0.0, params={"a": a, "b": b}, **common)
     threshold = float(provisional.apply(np.nextafter(cutoff, np.inf)))
     return Calibration("platt", threshold=threshold, params={"a": a, "b": b}, **common)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
 from core.weights import snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
@@ -36,17 +36,17 @@ def load_probe(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: linear-probe weights not found (UniversalFakeDetect's fc_weights.pth)")
+        raise ModelUnavailableError(f"{path}: linear-probe weights not found (UniversalFakeDetect's fc_weights.pth)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a probe file"
-        raise ValueError(f"{path}: not a PyTorch state dict ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a PyTorch state dict ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or set(state) != {"weight", "bias"}:
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path}: expected a linear layer's state dict with keys weight and bias, got {keys}")
+        raise InputError(f"{path}: expected a linear layer's state dict with keys weight and bias, got {keys}")
     weight, bias = state["weight"].float().numpy(), state["bias"].float().numpy()
     if weight.ndim != 2 or weight.shape[0] != 1 or bias.shape != (1,):
-        raise ValueError(f"{path}: expected weight [1, D] and bias [1], got {list(weight.shape)} and {list(bias.shape)}")
+        raise InputError(f"{path}: expected weight [1, D] and bias [1], got {list(weight.shape)} and {list(bias.shape)}")
     return weight, bias
 
 
@@ -98,7 +98,7 @@ def _load_vision(name: str, revision: str | None):
     elif config.model_type == "clip_vision_model":
         vision_config = config
     else:
-        raise ValueError(f"{name}: not a CLIP model (model_type {config.model_type!r})")
+        raise InputError(f"{name}: not a CLIP model (model_type {config.model_type!r})")
     report = logging.getLogger("transformers.modeling_utils")
     level = report.level
     report.setLevel(logging.ERROR)  # the load report lists every unused text-tower weight
@@ -110,7 +110,7 @@ def _load_vision(name: str, revision: str | None):
         report.setLevel(level)
     problems = list(info.get("missing_keys", [])) + [str(k) for k in info.get("mismatched_keys", [])]
     if problems:
-        raise ValueError(f"{name}: CLIP vision weights missing or of the wrong shape: {sorted(problems)[:5]}")
+        raise InputError(f"{name}: CLIP vision weights missing or of the wrong shape: {sorted(problems)[:5]}")
     return vision
 
 
@@ -132,7 +132,7 @@ class ClipProbe:
 
     def predict(self, inputs) -> np.ndarray:
         if self.weight is None:
-            raise ValueError("no linear probe loaded: set checkpoint to a fc_weights.pth file")
+            raise InputError("no linear probe loaded: set checkpoint to a fc_weights.pth file")
         logits = self.embed(inputs).astype(np.float32) @ self.weight.T + self.bias
         return 1.0 / (1.0 + np.exp(-logits[:, 0]))
 
@@ -148,7 +148,7 @@ def load(
 ) -> ClipProbe:
     """CLIP vision tower by hub id or local folder (a full CLIP checkpoint works) plus the probe file."""
     if require_probe and checkpoint is None:
-        raise ValueError("the probe backend needs checkpoint: a linear-probe file (UniversalFakeDetect fc_weights.pth)")
+        raise InputError("the probe backend needs checkpoint: a linear-probe file (UniversalFakeDetect fc_weights.pth)")
     name = model or DEFAULT_MODEL
     weight, bias = load_probe(checkpoint) if checkpoint is not None else (None, None)
     runner = TorchRunner.create(device, dtype)
@@ -158,7 +158,7 @@ def load(
         raise ModelUnavailableError(f"cannot load CLIP model {name!r}: {exc}") from exc
     dim = vision.config.projection_dim
     if weight is not None and weight.shape[1] != dim:
-        raise ValueError(f"{checkpoint}: probe expects {weight.shape[1]}-dim embeddings, {name} gives {dim}")
+        raise InputError(f"{checkpoint}: probe expects {weight.shape[1]}-dim embeddings, {name} gives {dim}")
     folder = snapshot_folder(name, getattr(vision.config, "_commit_hash", None))
     digest = (weights_sha256(folder) if folder else None) or getattr(vision.config, "_commit_hash", None) or "unknown"
     probe_digest = f"+{sha256_file(Path(checkpoint))[:16]}" if checkpoint is not None else ""

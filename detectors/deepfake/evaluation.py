@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from detectors.deepfake import images
 
 JPEG_QUALITIES = (30, 40, 50, 60, 70, 80, 90, 100)
@@ -52,7 +53,7 @@ def metrics(labels: Any, raw: Any, values: Any, threshold: float, *, errors: int
     flagged = np.asarray(values, dtype=np.float64) >= threshold
     real, fake = labels == 0, labels == 1
     if not real.any() or not fake.any():
-        raise ValueError(f"need both real and generated images that could be scored, got {real.sum()} and {fake.sum()}")
+        raise InputError(f"need both real and generated images that could be scored, got {real.sum()} and {fake.sum()}")
     return Metrics(
         n_real=int(real.sum()),
         n_fake=int(fake.sum()),

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ModelUnavailableError
+
 # The "alt2" frontal-face cascade: on JPEG copies of the astronaut photograph the "default" cascade found a second,
 # false face (on the suit) and 2-3 false faces on 26 face-free photographs (scikit-image and C2PA samples);
 # alt2 found exactly the one face in every copy and none on the others.
@@ -54,7 +56,7 @@ def _cascade():
     path = cv2.data.haarcascades + CASCADE
     classifier = cv2.CascadeClassifier(path)
     if classifier.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path}: opencv-python-headless 4.x is required")
+        raise ModelUnavailableError(f"cannot load the Haar cascade {path}: opencv-python-headless 4.x is required")
     return classifier
 
 

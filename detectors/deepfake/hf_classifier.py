@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 from core.weights import snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 
@@ -43,13 +43,13 @@ def fake_label_indices(id2label: dict[int, str], fake_labels: list[str] | None) 
         found = [i for i, name in labels.items() if name.lower() in wanted]
         missing = wanted - {labels[i].lower() for i in found}
         if missing:
-            raise ValueError(f"fake_labels {sorted(missing)} are not labels of this model ({sorted(labels.values())})")
+            raise InputError(f"fake_labels {sorted(missing)} are not labels of this model ({sorted(labels.values())})")
         return sorted(found)
     if len(labels) == 1:
         return [next(iter(labels))]
     found = sorted(i for i, name in labels.items() if FAKE_LABEL.search(name))
     if not found or len(found) == len(labels):
-        raise ValueError(
+        raise InputError(
             f"cannot tell which labels mean fake among {sorted(labels.values())}: set fake_labels in the policy"
         )
     return found
@@ -87,13 +87,13 @@ def load(
     dtype: str = "auto",
 ) -> HFClassifier:
     if not model:
-        raise ValueError("the hf backend needs model: a hub id or a local folder of an image-classification model")
+        raise InputError("the hf backend needs model: a hub id or a local folder of an image-classification model")
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     runner = TorchRunner.create(device, dtype, channels_last=True)
     local = Path(model).is_dir()
     if not local and (Path(model).exists() or model.startswith((".", "/"))):
-        raise FileNotFoundError(f"{model}: not a model folder (expected config.json and weights inside)")
+        raise ModelUnavailableError(f"{model}: not a model folder (expected config.json and weights inside)")
     try:
         processor = AutoImageProcessor.from_pretrained(model, revision=revision)
         module = AutoModelForImageClassification.from_pretrained(model, revision=revision)

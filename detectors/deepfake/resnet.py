@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
@@ -34,11 +35,11 @@ _DOWNSAMPLE = re.compile(r"^layer(\d+)\.(\d+)\.downsample\.([01])\.(.+)$")
 def torchvision_to_transformers(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rename a torchvision bottleneck-ResNet state dict for ``ResNetForImageClassification``.
 
-    Returns (config keyword arguments, renamed state dict). Raises ``ValueError`` on keys it does not know.
+    Returns (config keyword arguments, renamed state dict). Raises ``InputError`` on keys it does not know.
     """
     state = {key.removeprefix("module."): value for key, value in state.items()}  # DataParallel checkpoints
     if "conv1.weight" not in state or "fc.weight" not in state:
-        raise ValueError("not a torchvision ResNet state dict (no conv1.weight / fc.weight)")
+        raise InputError("not a torchvision ResNet state dict (no conv1.weight / fc.weight)")
     renamed: dict[str, Any] = {}
     depths: dict[int, int] = {}
     for key, value in state.items():
@@ -59,12 +60,12 @@ def torchvision_to_transformers(state: dict[str, Any]) -> tuple[dict[str, Any], 
             part = "convolution" if position == "0" else "normalization"
             renamed[f"resnet.encoder.stages.{int(layer) - 1}.layers.{block}.shortcut.{part}.{rest}"] = value
         else:
-            raise ValueError(f"unexpected key {key!r} in a torchvision ResNet state dict")
+            raise InputError(f"unexpected key {key!r} in a torchvision ResNet state dict")
     layers = sorted(depths)
     if layers != [1, 2, 3, 4]:
-        raise ValueError(f"expected layer1..layer4, found layers {layers}")
+        raise InputError(f"expected layer1..layer4, found layers {layers}")
     if "layer1.0.conv3.weight" not in state:
-        raise ValueError("only bottleneck ResNets (50, 101, 152) are supported: no layer1.0.conv3")
+        raise InputError("only bottleneck ResNets (50, 101, 152) are supported: no layer1.0.conv3")
     config = {
         "embedding_size": int(state["conv1.weight"].shape[0]),
         "hidden_sizes": [int(state[f"layer{i}.0.conv3.weight"].shape[0]) for i in layers],
@@ -85,19 +86,19 @@ def load_checkpoint(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: CNNDetection checkpoint not found")
+        raise ModelUnavailableError(f"{path}: CNNDetection checkpoint not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a checkpoint"
-        raise ValueError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise ValueError(f'{path}: expected CNNDetection\'s format {{"model": state_dict}}')
+        raise InputError(f'{path}: expected CNNDetection\'s format {{"model": state_dict}}')
     try:
         config, state = torchvision_to_transformers(checkpoint["model"])
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise InputError(f"{path}: {exc}") from None
     if config["num_labels"] != 1:
-        raise ValueError(f"{path}: expected one output logit (fc.weight [1, D]), got {config['num_labels']}")
+        raise InputError(f"{path}: expected one output logit (fc.weight [1, D]), got {config['num_labels']}")
     model = ResNetForImageClassification(ResNetConfig(**config))
     model.load_state_dict(state, strict=True)
     return model
@@ -123,7 +124,7 @@ def load(
     checkpoint: str | Path | None, *, crop_size: int = 224, device: str = "auto", dtype: str = "auto"
 ) -> CNNDetection:
     if checkpoint is None:
-        raise ValueError('the resnet backend needs checkpoint: a CNNDetection file ({"model": state_dict})')
+        raise InputError('the resnet backend needs checkpoint: a CNNDetection file ({"model": state_dict})')
     runner = TorchRunner.create(device, dtype, channels_last=True)
     model = load_checkpoint(checkpoint)
     return CNNDetection(

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import InputError, ModelUnavailableError
+
 FORMAT = "genguard.spectral/v1"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -43,7 +45,7 @@ def spectrum_profile(image: np.ndarray, *, bins: int = 128, max_side: int = 512)
     height, width = grey.shape
     side = min(height, width, max_side)
     if side < 8:
-        raise ValueError(f"image of {width}x{height} pixels is too small for a spectrum")
+        raise InputError(f"image of {width}x{height} pixels is too small for a spectrum")
     top, left = (height - side) // 2, (width - side) // 2
     grey = grey[top : top + side, left : left + side]
     magnitude = 20.0 * np.log(np.abs(np.fft.fftshift(np.fft.fft2(grey))) + 1e-8)
@@ -109,26 +111,26 @@ class SpectralModel:
 
 def load(path: str | Path | None) -> SpectralModel:
     if path is None:
-        raise ValueError("the spectral backend needs checkpoint: a model file from `guard detector train`")
+        raise InputError("the spectral backend needs checkpoint: a model file from `guard detector train`")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: spectral model file not found (make one with `guard detector train`)")
+        raise ModelUnavailableError(f"{path}: spectral model file not found (make one with `guard detector train`)")
     raw = path.read_bytes()
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not JSON ({exc})") from None
+        raise InputError(f"{path}: not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a spectral model file (format is not {FORMAT!r})")
+        raise InputError(f"{path}: not a spectral model file (format is not {FORMAT!r})")
     try:
         bins = int(data["bins"])
         arrays = [np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coef")]
         intercept = float(data["intercept"])
         max_side = int(data.get("max_side", 512))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed spectral model ({exc})") from None
+        raise InputError(f"{path}: malformed spectral model ({exc})") from None
     if any(a.shape != (bins,) for a in arrays):
-        raise ValueError(f"{path}: mean, scale and coef must each hold {bins} values")
+        raise InputError(f"{path}: mean, scale and coef must each hold {bins} values")
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return SpectralModel(*arrays, intercept, bins, max_side, data.get("trained_on"), f"spectral:{path.name}@{digest}")
 
@@ -139,7 +141,7 @@ def train(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, bins: int = 128
     from sklearn.preprocessing import StandardScaler
 
     if len(real) < 2 or len(fake) < 2:
-        raise ValueError(f"need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+        raise InputError(f"need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
     x = np.concatenate([real, fake]).astype(np.float64)
     y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
     scaler = StandardScaler().fit(x)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.errors import InputError
 from detectors.deepfake import engine
 from detectors.deepfake.evaluation import Metrics, metrics
 
@@ -90,7 +91,7 @@ def train(
     from detectors.deepfake._runtime import default_workers
 
     if not 0.0 <= holdout < 1.0:
-        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        raise InputError(f"holdout must be in [0, 1), got {holdout}")
     sources = list(real) + list(fake)
     if backend == "spectral":
         from detectors.deepfake.spectral import SpectralPrepare
@@ -104,12 +105,12 @@ def train(
         prepare, forward, pin = probe.prepare, probe.embed, probe.runner.pin_memory
         n_workers = default_workers(probe.runner.device) if workers is None else workers
     else:
-        raise ValueError(f"only the spectral and probe backends can be trained, not {backend!r}")
+        raise InputError(f"only the spectral and probe backends can be trained, not {backend!r}")
     x, kept, errors = features(sources, prepare, forward, batch_size=batch_size, workers=n_workers,
                                pin_memory=pin, progress=progress)
     y = np.array([0 if i < len(real) else 1 for i in kept])
     if (y == 0).sum() < 2 or (y == 1).sum() < 2:
-        raise ValueError(f"need at least 2 readable real and 2 generated images, got {(y == 0).sum()} and {(y == 1).sum()}")
+        raise InputError(f"need at least 2 readable real and 2 generated images, got {(y == 0).sum()} and {(y == 1).sum()}")
     fit_idx, test_idx = _split(y, holdout, seed)
     fit_real, fit_fake = x[fit_idx][y[fit_idx] == 0], x[fit_idx][y[fit_idx] == 1]
     out = Path(out)
