@@ -98,8 +98,10 @@ class TextWatermark(_Strict):
 
 
 class ImageWatermark(_Strict):
+    """The invisible image watermark. Its payload names the key store's watermark key (the first hex digits of
+    ``KeyStore.watermark_key_id()``) and the record id; unlike the text watermark there is no per-policy key id."""
+
     enabled: bool = True
-    key_id: str = "default"
     strength: float = Field(default=1.0, gt=0)
 
 
