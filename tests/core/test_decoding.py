@@ -1,5 +1,5 @@
 """The one decoder: EXIF orientation as each caller asks, arrays for detectors, one set of image suffixes, and
-formats outside that set refused before any decoder of theirs runs (file errors are in tests/images/)."""
+formats outside that set refused before any decoder of theirs runs (file errors are in test_imageio.py)."""
 
 from __future__ import annotations
 
