@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
 from core.hashing import pixels_sha256
 from detectors import fingerprints as fp
 from detectors.base import Detector, Score
@@ -116,7 +116,9 @@ class WorksStore:
         self.path = resolve_store(path)
         if not self.path.is_file():
             if not create:
-                raise ModelUnavailableError(f"{self.path}: no works registry (register works with `guard works add`)")
+                # The registry is the user's data, not a model's files: its absence stays a plain
+                # FileNotFoundError, as logged detector errors and audit reports have always named it.
+                raise FileNotFoundError(f"{self.path}: no works registry (register works with `guard works add`)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         if create:
