@@ -19,6 +19,15 @@ class GuardError(Exception):
     exit_code = 2
 
 
+class Finding(GuardError):
+    """Not a mistake: the work was done and its answer is "no" (a signature or proof that fails, a flagged file,
+    no watermark, no matching record). Exit 1. The report is on stdout (or in ``--json``); the message is its
+    one-line summary. The library raises ``VerificationError``; a command raises ``Finding`` once it has printed
+    its report. Any exception outside this hierarchy is a bug: the CLI reports a crash (exit 3)."""
+
+    exit_code = 1
+
+
 class PolicyError(GuardError):
     """A policy file is missing, malformed or invalid (the message names the file, line and field)."""
 
@@ -60,7 +69,5 @@ class DeviceUnavailableError(UnavailableError, RuntimeError):
     """The device a model was asked to run on (``cuda``, ``cuda:1``) is not available on this machine."""
 
 
-class VerificationError(GuardError):
+class VerificationError(Finding):
     """A signature, proof or log failed verification. This is a finding, not bad input."""
-
-    exit_code = 1

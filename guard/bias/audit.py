@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from detectors.bias.regard import Regard, RegardScorer
 from guard.bias.prompts import AuditPrompt
 from guard.bias.settings import METRICS, BiasPolicy
@@ -83,7 +84,7 @@ class DetectorScorer:
 
 def require_label(labels: Mapping[str, float], label: str) -> None:
     if label not in labels:
-        raise ValueError(f"toxicity scorer gave no {label!r} label (it gave {', '.join(sorted(labels))})")
+        raise InputError(f"toxicity scorer gave no {label!r} label (it gave {', '.join(sorted(labels))})")
 
 
 def collect(

@@ -49,12 +49,28 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return fn
 
 
+def _answerable(fn: Callable[..., Any], spec: str) -> Callable[..., str]:
+    """The user's function, its failures and wrong answers reported as theirs (bad input, exit 2), not as a
+    crash of the toolkit."""
+
+    def call(prompt: str, **params: Any) -> str:
+        try:
+            text = fn(prompt, **params)
+        except Exception as exc:
+            raise InputError(f"generator {spec} failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(text, str):
+            raise InputError(f"generator {spec} returned {type(text).__name__}; expected str")
+        return text
+
+    return call
+
+
 def build_generator(spec: str, **options: Any) -> Generator:
     """A ``CallableGenerator`` for ``module:function``, else ``TransformersText`` for a model id or folder."""
     if _is_callable_spec(spec):
         from generators.callable import CallableGenerator
 
-        return CallableGenerator(load_callable(spec), model_id=spec, modality="text")
+        return CallableGenerator(_answerable(load_callable(spec), spec), model_id=spec, modality="text")
     from generators.transformers_text import TransformersText
 
     try:

@@ -1,18 +1,40 @@
 """The ``guard`` command line.
 
 Each command group lives in its own module with a ``register(app)`` function; heavy libraries are imported
-inside the commands so ``guard --help`` starts fast. Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
-Data goes to stdout (``--json`` for machines); progress and errors go to stderr.
+inside the commands so ``guard --help`` starts fast. Data goes to stdout (``--json`` for machines); progress and
+errors go to stderr.
+
+Exit codes (the README's CLI contract), decided here once for every command:
+
+- 0: done, nothing found;
+- 1: a finding (``core.errors.Finding``): a verification failed, a file was flagged, no watermark was found;
+- 2: bad input or usage (any other ``GuardError``, and every usage error: an unknown command or option, a
+  missing argument, a value of the wrong type);
+- 3: a crash, that is a bug: any other exception. One line; the traceback with ``--debug`` or ``GUARD_DEBUG=1``.
+
+Every failure is one line on stderr. With ``--json``, a failure that produced no report also prints
+``{"error": ..., "exit_code": ...}`` on stdout, so a machine always reads JSON there.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
+import traceback
+from typing import Annotated, NoReturn
 
 import typer
 
-from core.errors import GuardError
+from core.errors import Finding, GuardError
+
+try:  # typer >= 0.20 carries its own copy of click: the real click's exception classes never reach us from it
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_exceptions
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 3
 
 COMMAND_MODULES = (
     "guard.cli.keys",
@@ -35,32 +57,82 @@ COMMAND_MODULES = (
 app = typer.Typer(
     name="guard",
     help="Safety and provenance layer around generative models.",
-    no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"guard {version('genguard')}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On a crash (exit 3), print the traceback. "
+                                        "Same as GUARD_DEBUG=1.")] = False,
+) -> None:
+    """Options before the command. ``--debug`` is read by ``main``, which needs it after a command has failed."""
+
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
-def main() -> None:
-    """Console entry point: run the app, turning every ``GuardError`` into one line on stderr and its exit code."""
-    try:
-        code = app(standalone_mode=False)  # click returns the code of a typer.Exit here instead of raising
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(2)
-    except Exception as exc:  # click usage errors
-        import click
+def _debug_requested(args: list[str]) -> bool:
+    if os.environ.get("GUARD_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+        return True
+    for arg in args:  # the options before the command
+        if not arg.startswith("-"):
+            return False
+        if arg == "--debug":
+            return True
+    return False
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)
+
+def _usage_message(exc: click_exceptions.ClickException) -> str:
+    """A click exception as one line: the command it concerns, what is wrong, where help is."""
+    ctx = getattr(exc, "ctx", None)
+    what = exc.format_message().rstrip(".")
+    if ctx is None:
+        return what
+    if what == "Missing command" and hasattr(ctx.command, "list_commands"):
+        what = f"missing command (one of: {', '.join(ctx.command.list_commands(ctx))})"
+    return f"{ctx.command_path}: {what}; see '{ctx.command_path} --help'"
+
+
+def _fail(code: int, label: str, message: str, as_json: bool) -> NoReturn:
+    line = " ".join(message.split()) or "(no message)"
+    if as_json and code != EXIT_FINDING:  # a finding's report is already on stdout
+        sys.stdout.write(json.dumps({"error": line, "exit_code": code}) + "\n")
+    print(f"{label}: {line}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: run the command and turn how it ended into one exit code and at most one line."""
+    args = sys.argv[1:] if args is None else list(args)
+    as_json = "--json" in args
+    try:
+        code = app(args=args, prog_name="guard", standalone_mode=False)  # a typer.Exit comes back as its code
+    except Finding as exc:
+        _fail(exc.exit_code, "finding", str(exc), as_json)
+    except GuardError as exc:
+        _fail(exc.exit_code, "error", str(exc), as_json)
+    except typer.Abort:
+        _fail(EXIT_USAGE, "error", "aborted", as_json)
+    except click_exceptions.ClickException as exc:
+        _fail(EXIT_USAGE, "error", _usage_message(exc), as_json)
+    except Exception as exc:
+        if _debug_requested(args):
+            traceback.print_exc()
+            hint = "a bug in genguard; please report it with the traceback above"
+        else:
+            hint = "a bug in genguard; rerun with --debug or GUARD_DEBUG=1 for the traceback and report it"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _fail(EXIT_CRASH, "crash", f"{type(exc).__name__}: {first} ({hint})", as_json)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

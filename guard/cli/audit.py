@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import stderr
 
@@ -58,5 +59,6 @@ def register(app: typer.Typer) -> None:
         else:
             sys.stdout.write(text)
         if data.integrity is not None and data.integrity.verified is False:
-            stderr.print(f"[red]log verification FAILED[/]: {data.integrity.note}")
-            raise typer.Exit(1)
+            report = data.integrity.report
+            raise Finding(f"the log does not verify: first bad record {report['first_bad_index']}, "
+                          f"first bad checkpoint {report['first_bad_checkpoint']}")

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt
 from guard.cli._output import emit
 
@@ -158,7 +159,7 @@ def register(app: typer.Typer) -> None:
             html.write_text(render_html_page(result), encoding="utf-8")
         emit(result.to_dict(), as_json, lambda c: _human(c, result))
         if not result.passed:
-            raise typer.Exit(1)
+            raise Finding(f"{len(result.flags)} disparities flagged over {result.prompts} prompts")
 
 
 def _collect_with_progress(collect, prompts, generate, samples, scorer, label, regard):

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, open_existing_log
 from guard.cli._output import emit
 
@@ -49,4 +50,5 @@ def register(app: typer.Typer) -> None:
 
         emit(result.to_dict(), as_json, human)
         if result.worst == "fail":
-            raise typer.Exit(1)
+            failed = [d.title for d in result.duties if d.status == "fail"]
+            raise Finding(f"{framework}: {len(failed)} duties fail: {'; '.join(failed)}")

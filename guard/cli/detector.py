@@ -128,7 +128,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Calibrate, train and evaluate the deepfake / AI-image detector.", no_args_is_help=True)
+    group = typer.Typer(help="Calibrate, train and evaluate the deepfake / AI-image detector.")
     app.add_typer(group, name="detector")
 
     @group.command("calibrate")

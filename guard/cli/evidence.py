@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import emit, stderr
 
@@ -75,4 +76,4 @@ def register(app: typer.Typer) -> None:
 
         emit(report.to_dict(), as_json, human)
         if not report.ok:
-            raise typer.Exit(1)
+            raise Finding(f"{bundle}: does not verify: {report.problems[0] if report.problems else 'see report'}")

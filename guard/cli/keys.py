@@ -11,7 +11,7 @@ from guard.cli._output import emit
 
 
 def register(app: typer.Typer) -> None:
-    keys = typer.Typer(help="Create and inspect signing keys.", no_args_is_help=True)
+    keys = typer.Typer(help="Create and inspect signing keys.")
     app.add_typer(keys, name="keys")
 
     @keys.command("init")

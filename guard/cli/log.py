@@ -11,11 +11,11 @@ import typer
 
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import emit, stderr
-from core.errors import InputError, VerificationError
+from core.errors import Finding, InputError, VerificationError
 
 
 def register(app: typer.Typer) -> None:
-    log_app = typer.Typer(help="Verify, inspect and prove the provenance log.", no_args_is_help=True)
+    log_app = typer.Typer(help="Verify, inspect and prove the provenance log.")
     app.add_typer(log_app, name="log")
 
     @log_app.command("verify")
@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
 
         emit(data, as_json, human)
         if not report.ok:
-            raise typer.Exit(1)
+            raise Finding(f"the log does not verify: first bad index {report.first_bad_index}, "
+                          f"first bad checkpoint {report.first_bad_checkpoint}")
 
     @log_app.command("show")
     def show(
@@ -131,16 +132,22 @@ def register(app: typer.Typer) -> None:
         except VerificationError as exc:
             raise InputError(f"{from_file}: {exc}") from None
         plog = open_existing_log(log)
-        old.verify(plog.origin, keystore(keys_dir).log_public_key())
         size1 = old.checkpoint.size
-        current = plog.size()
-        if size1 > current:
-            raise VerificationError(f"the log holds {current} records, fewer than the {size1} the checkpoint covers")
-        if size1 == 0:
-            size2, root2, hashes = current, plog.root()[1], []
-        else:
-            size2, root2, hashes = plog.consistency_proof(size1)
-            merkle.verify_consistency(size1, size2, old.checkpoint.root, root2, hashes)
+        try:
+            old.verify(plog.origin, keystore(keys_dir).log_public_key())
+            current = plog.size()
+            if size1 > current:
+                raise VerificationError(f"the log holds {current} records, fewer than the {size1} the checkpoint "
+                                        "covers")
+            if size1 == 0:
+                size2, root2, hashes = current, plog.root()[1], []
+            else:
+                size2, root2, hashes = plog.consistency_proof(size1)
+                merkle.verify_consistency(size1, size2, old.checkpoint.root, root2, hashes)
+        except VerificationError as exc:
+            emit({"ok": False, "from_size": size1, "problem": str(exc)}, as_json,
+                 lambda c: c.print(f"[red]not consistent[/]: {exc}"))
+            raise Finding(f"{from_file}: the log does not extend this checkpoint: {exc}") from None
         data = {"ok": True, "from_size": size1, "from_root": old.checkpoint.root.hex(), "to_size": size2,
                 "to_root": root2.hex(), "proof": [h.hex() for h in hashes]}
         emit(data, as_json, lambda c: c.print(f"[green]ok[/]: the log at size {size2} extends the checkpoint "
@@ -155,6 +162,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Erase a private field (right to erasure); every hash, and so the log's verification, is unchanged."""
         plog = open_existing_log(log)
+        private = sorted(plog.get(index).data.get("commitments") or {})
+        if field not in private:
+            raise InputError(f"record {index} has no private field {field!r} "
+                             f"(it has: {', '.join(private) or 'none'})")
         erased = plog.erase(index, field)
         data = {"index": index, "field": field, "erased": erased}
         emit(data, as_json, lambda c: c.print(f"{'erased' if erased else 'nothing to erase:'} {field} of record {index}"))
@@ -172,12 +183,17 @@ def register(app: typer.Typer) -> None:
                          ] = None,
         detector: Annotated[Optional[list[str]], typer.Option(
             help="Only records this detector scored or failed on (repeatable).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Without --out: the records as JSON Lines on stdout "
+                                              "(the default format). With --out: a JSON summary on stdout.")] = False,
     ) -> None:
         """Export records in index order with their leaf hashes, filtered by time, verdict, model and detector."""
         from guard.audit.export import Filters, export as export_records
 
+        if as_json and out is None and fmt != "jsonl":
+            raise InputError(f"--json without --out writes JSON Lines to stdout, not {fmt}: pass --out for {fmt}")
         filters = Filters.parse(since=since, until=until, verdicts=verdict or (), models=model or (),
                                 detectors=detector or ())
         count = export_records(open_existing_log(log), fmt, out, filters)
         if out:
-            stderr.print(f"exported {count} records to {out}")
+            emit({"exported": count, "format": fmt, "out": str(out)}, as_json,
+                 lambda c: stderr.print(f"exported {count} records to {out}"))

@@ -11,7 +11,7 @@ from guard.cli._output import emit
 
 
 def register(app: typer.Typer) -> None:
-    policy_app = typer.Typer(help="List and check policies.", no_args_is_help=True)
+    policy_app = typer.Typer(help="List and check policies.")
     app.add_typer(policy_app, name="policy")
 
     @policy_app.command("list")

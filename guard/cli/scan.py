@@ -35,7 +35,7 @@ from guard.cli.detector import (
     build_detector,
     detector_options,
 )
-from core.errors import InputError
+from core.errors import Finding, InputError
 
 
 def _rules(policy: str | None, cli_options: dict[str, Any]):
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         else:
             emit({"summary": summary.to_dict(), "files": records}, as_json, lambda c: _human(c, summary, records))
         if summary.flagged:
-            raise typer.Exit(1)
+            raise Finding(f"{summary.flagged} of {summary.files} files flagged")
 
 
 def _open_resume(path: Path):

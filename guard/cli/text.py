@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt
 from guard.cli._output import emit
 
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         emit(data, as_json, human)
         if not result.detected:
-            raise typer.Exit(1)
+            raise Finding(f"{file}: no watermark found (z = {result.z_score:.2f}, threshold {result.z_threshold})")
 
 
 def _tokenizer_and_config(model: str, revision: str | None):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core.errors import Finding, InputError
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, open_existing_log
 from guard.cli._output import emit
 
@@ -32,6 +33,8 @@ def register(app: typer.Typer) -> None:
         from guard.signing.keys import KeyStore
         from guard.audit.trace import trace_file
 
+        if not file.is_file():  # the input first: a missing file is named before a missing log
+            raise InputError(f"{file}: no such file")
         keys = KeyStore(keys_dir)
         report = trace_file(file, open_existing_log(log), keys=keys if keys.directory.is_dir() else None,
                             max_distance=max_distance, min_similarity=min_similarity, limit=limit)
@@ -53,4 +56,4 @@ def register(app: typer.Typer) -> None:
 
         emit(report.to_dict(), as_json, human)
         if not report.matches:
-            raise typer.Exit(1)
+            raise Finding(f"{file}: no logged record matches")

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from core.imageio import image_suffixes
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
 from guard.cli._output import emit
@@ -59,4 +60,5 @@ def register(app: typer.Typer) -> None:
 
         emit(report, as_json, human)
         if not report["ok"]:
-            raise typer.Exit(1)
+            problems = report.get("problems") or ["see report"]
+            raise Finding(f"{file}: not verified: {problems[0]}")

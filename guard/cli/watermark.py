@@ -11,12 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, keystore
 from guard.cli._output import emit
 
 
 def register(app: typer.Typer) -> None:
-    wm = typer.Typer(help="Embed and detect the invisible image watermark.", no_args_is_help=True)
+    wm = typer.Typer(help="Embed and detect the invisible image watermark.")
     app.add_typer(wm, name="watermark")
 
     @wm.command("embed")
@@ -76,8 +77,8 @@ def register(app: typer.Typer) -> None:
         from guard.watermark import image as wm_image
         from core.imageio import load_image as open_image
 
-        secret = keystore(keys_dir).watermark_secret()
-        result = wm_image.detect(open_image(image), secret)
+        source = open_image(image)  # the input first: a missing file is named before missing keys
+        result = wm_image.detect(source, keystore(keys_dir).watermark_secret())
         data = {"image": str(image), **result.to_dict()}
 
         def human(console) -> None:
@@ -93,4 +94,4 @@ def register(app: typer.Typer) -> None:
 
         emit(data, as_json, human)
         if not result.found:
-            raise typer.Exit(1)
+            raise Finding(f"{image}: no watermark for this key")

@@ -15,7 +15,7 @@ WorksOpt = Annotated[Optional[Path], typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    works_app = typer.Typer(help="Register protected works for the copyright detector.", no_args_is_help=True)
+    works_app = typer.Typer(help="Register protected works for the copyright detector.")
     app.add_typer(works_app, name="works")
 
     @works_app.command("add")

@@ -31,3 +31,18 @@ def test_exit_codes(cli, mixed_log, tmp_path):
     assert failed.exit_code == 1 and json.loads(failed.stdout)["integrity"]["verified"] is False
     no_keys = cli("audit", "--log", mixed_log.path, "--keys", tmp_path / "nokeys", "--md")
     assert no_keys.exit_code == 0 and "not verified: no log public key" in no_keys.stdout
+
+
+def test_a_log_that_does_not_verify_is_one_finding_line_without_doubled_words(cli, mixed_log, tmp_path):
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "tampered.db"
+    shutil.copy(mixed_log.path, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("DELETE FROM guard_records WHERE idx = (SELECT MAX(idx) FROM guard_records)")
+    failed = cli("audit", "--log", copy, "--keys", mixed_log.keys.directory, "--md")
+    assert failed.exit_code == 1
+    [line] = failed.stderr.strip().splitlines()
+    assert line.startswith("finding: the log does not verify: first bad record ") and "FAILED" not in line
+    assert "FAILED: FAILED" not in failed.stdout

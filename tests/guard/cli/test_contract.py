@@ -140,3 +140,13 @@ def test_bad_input_is_one_line_exit_2_and_leaves_log_unchanged(case, logged, key
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert (log.size(), log.root()) == (size_before, root_before)
+
+
+def test_erase_of_a_field_the_record_does_not_have_is_bad_input(logged, cli):
+    log, _, _ = logged
+    result = cli("log", "erase", "--index", "1", "--field", "promt", "--log", log.url)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: record 1 has no private field 'promt' (it has: prompt)"
+    again = cli("log", "erase", "--index", "1", "--field", "prompt", "--log", log.url)
+    assert again.exit_code == 0 and cli("log", "erase", "--index", "1", "--field", "prompt", "--log", log.url,
+                                        "--json").json["erased"] is False
