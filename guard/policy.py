@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from guard.bias.settings import BiasPolicy
 from core.errors import PolicyError
@@ -39,11 +39,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _known_detector(name: str) -> str:
+    """A field check, so that an error names the line of the ``detector:`` that is wrong."""
+    from guard.pipeline.registry import available
+
+    known = available()
+    if name not in known:
+        raise ValueError(f"unknown detector {name!r} (known: {', '.join(sorted(known))})")
+    return name
+
+
 class Fallback(_Strict):
     """The scorer to use when a rule's detector cannot run (e.g. its weights are not available offline)."""
 
     detector: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    _detector_is_known = field_validator("detector")(_known_detector)
 
 
 class DetectorRule(_Strict):
@@ -62,6 +74,8 @@ class DetectorRule(_Strict):
     action: Action = Action.flag
     max_attempts: int = Field(default=3, ge=1, le=20)  # for ``regenerate``: total generations tried
     fail: Literal["closed", "open"] = "closed"
+
+    _detector_is_known = field_validator("detector")(_known_detector)
 
     @field_validator("thresholds")
     @classmethod
@@ -141,20 +155,6 @@ class Policy(_Strict):
     prompt_storage: Literal["plain", "hash", "none"] = "hash"
     source: str = Field(default="<memory>", exclude=True)
     sha256: str = Field(default="", exclude=True)
-
-    @model_validator(mode="after")
-    def _known_detectors(self) -> "Policy":
-        from guard.pipeline.registry import available
-
-        known = available()
-        for stage in ("prompt", "output"):
-            for rule in getattr(self.stages, stage):
-                for name in (rule.detector, rule.fallback.detector if rule.fallback else None):
-                    if name is not None and name not in known:
-                        raise ValueError(
-                            f"unknown detector {name!r} in stages.{stage} (known: {', '.join(sorted(known))})"
-                        )
-        return self
 
 
 def shipped() -> dict[str, Path]:

@@ -65,3 +65,10 @@ def test_malformed_yaml_and_missing_file(tmp_path):
         load(tmp_path / "missing.yaml")
     with pytest.raises(PolicyError, match="unknown policy 'nosuch'"):
         load("nosuch")
+
+
+def test_unknown_detector_names_its_own_line(tmp_path):
+    msg = _broken(tmp_path, "name: x\nstages:\n  output:\n    - detector: toxicity\n    - detector: toxicty\n")
+    assert "line 5" in msg and "stages.output.1.detector" in msg and "unknown detector 'toxicty'" in msg
+    msg = _broken(tmp_path, "name: x\nstages:\n  output:\n    - detector: toxicity\n      fallback: {detector: nope}\n")
+    assert "line 5" in msg and "stages.output.0.fallback.detector" in msg
