@@ -76,30 +76,11 @@ class Filters:
 
 def iter_filtered(log: ProvenanceLog, filters: Filters, *, chunk: int = 2000) -> Iterator[tuple[StoredRecord, dict]]:
     """(stored record, parsed record) for every record that passes ``filters``, in index order."""
-    from sqlalchemy import select
-
-    t = log.tables.tables["guard_records"]
-    query = select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash)
-    if filters.since:
-        query = query.where(t.c.created_at >= filters.since)
-    if filters.until:
-        query = query.where(t.c.created_at < filters.until)
-    if filters.verdicts:
-        query = query.where(t.c.verdict.in_(filters.verdicts))
-    if filters.models:
-        query = query.where(t.c.model_id.in_(filters.models))
-    last = -1
-    while True:
-        with log.engine.connect() as conn:
-            rows = conn.execute(query.where(t.c.idx > last).order_by(t.c.idx).limit(chunk)).all()
-        for row in rows:
-            stored = StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash))
-            data = json.loads(stored.body)
-            if filters.matches(data):
-                yield stored, data
-        if len(rows) < chunk:
-            return
-        last = int(rows[-1].idx)
+    for stored in log.iter_records(chunk=chunk, since=filters.since, until=filters.until, verdicts=filters.verdicts,
+                                   models=filters.models):
+        data = json.loads(stored.body)
+        if filters.matches(data):
+            yield stored, data
 
 
 def flat_row(stored: StoredRecord, record: dict[str, Any]) -> dict[str, Any]:

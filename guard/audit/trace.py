@@ -166,12 +166,9 @@ class TraceIndex:
         Returns how many records were indexed. Each chunk commits on its own, so appenders are never held up
         for long and an interrupted backfill resumes where it stopped.
         """
-        from sqlalchemy import select
-
         target = self.log.size() if stop is None else stop
         if self.indexed_size() >= target:  # the common case after each append: no write lock taken
             return 0
-        rec = self.log.tables.tables["guard_records"]
         state = self.t["guard_trace_state"]
         done = 0
         while True:
@@ -180,11 +177,10 @@ class TraceIndex:
                 if start >= target:
                     break
                 end = min(start + chunk, target)
-                rows = conn.execute(select(rec.c.idx, rec.c.body).where(rec.c.idx >= start, rec.c.idx < end)
-                                    .order_by(rec.c.idx)).all()
+                rows = list(self.log.iter_records(start=start, stop=end, chunk=chunk))
                 if len(rows) != end - start:
                     raise LogError(f"log records [{start}, {end}) are incomplete; run `guard log verify`")
-                self._insert(conn, ((int(r.idx), json.loads(r.body)) for r in rows))
+                self._insert(conn, ((r.index, r.data) for r in rows))
                 if start == 0:  # the first chunk ever: the state row does not exist yet
                     conn.execute(state.delete().where(state.c.key == _STATE_KEY))
                     conn.execute(state.insert().values(key=_STATE_KEY, value=str(end)))

@@ -357,15 +357,31 @@ class ProvenanceLog:
         with self._read() as conn:
             return [int(i) for i in conn.execute(select(t.c.idx).where(t.c.artifact_sha256 == sha256_hex)).scalars()]
 
-    def iter_records(self, *, start: int = 0, stop: int | None = None, chunk: int = 2000) -> Iterator[StoredRecord]:
-        """Records in index order, read in chunks so memory stays bounded (private fields not included)."""
+    def iter_records(self, *, start: int = 0, stop: int | None = None, chunk: int = 2000,
+                     since: str | None = None, until: str | None = None, verdicts: Sequence[str] = (),
+                     models: Sequence[str] = ()) -> Iterator[StoredRecord]:
+        """Records in index order, read in chunks so memory stays bounded (private fields not included).
+
+        ``since`` (inclusive) and ``until`` (exclusive) are times as the log writes them (UTC, ``Z``); ``verdicts``
+        and ``models`` keep records with one of those values. These filters run in SQL on indexed columns.
+        """
+        from sqlalchemy import select
+
+        t = self._t["guard_records"]
+        query = select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash)
+        if stop is not None:
+            query = query.where(t.c.idx < stop)
+        if since:
+            query = query.where(t.c.created_at >= since)
+        if until:
+            query = query.where(t.c.created_at < until)
+        if verdicts:
+            query = query.where(t.c.verdict.in_(list(verdicts)))
+        if models:
+            query = query.where(t.c.model_id.in_(list(models)))
         while True:
-            bound = "" if stop is None else f" AND idx < {int(stop)}"
             with self._read() as conn:
-                rows = conn.exec_driver_sql(
-                    f"SELECT idx, record_id, body, leaf_hash FROM guard_records WHERE idx >= {int(start)}{bound} "
-                    f"ORDER BY idx LIMIT {int(chunk)}"
-                ).all()
+                rows = conn.execute(query.where(t.c.idx >= start).order_by(t.c.idx).limit(chunk)).all()
             for row in rows:
                 yield StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash))
             if len(rows) < chunk:
