@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from core.errors import Finding
 from guard.cli._common import JsonOpt
+from guard.cli._output import emit, stderr
 
 
 def register(app: typer.Typer) -> None:
@@ -18,13 +20,38 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Guarded text and image generation end to end: scores, watermark, signature, log, verification."""
-        import json
-        import sys
-
         from guard.demo.run import run_demo
 
-        summary = run_demo(home, quiet=as_json)
-        if as_json:
-            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        summary = run_demo(home, say=stderr.print)
+        emit(summary, as_json, lambda c: _human(c, summary))
         if not summary["log_verification"]["ok"]:
-            raise typer.Exit(1)
+            raise Finding("the demo's log does not verify")
+
+
+def _human(c, summary: dict[str, Any]) -> None:
+    home = summary["home"]
+    c.rule("guarded generation, end to end")
+    t = summary["text"]
+    c.print(f"[bold]text[/]    verdict {t['verdict']}, record #{t['record_index']}")
+    if "file" in t:
+        c.print(f"  output     {t['file']}")
+        c.print(f"  signature  {t['signature']} (DSSE envelope, in-toto Statement)")
+        tox = ", ".join(f"{k} {v:.3f}" for k, v in sorted(t["toxicity"].items()))
+        c.print(f"  toxicity   {tox}")
+        w = t["watermark"]
+        c.print(f"  watermark  z = {w['z_score']:.2f}, p = {w['p_value']:.2e} over {w['num_tokens_scored']} tokens "
+                f"→ {'detected' if w['detected'] else 'not detected'}")
+    i = summary["image"]
+    c.print(f"[bold]image[/]   verdict {i['verdict']}, record #{i['record_index']}")
+    if "file" in i:
+        c.print(f"  output     {i['file']} (C2PA manifest embedded; invisible watermark carries record "
+                f"{i['record_id']})")
+    v = summary["log_verification"]
+    c.print(f"[bold]log[/]     {summary['log']}: {v['size']} records, {v['checkpoints']} signed checkpoints, "
+            f"verification {'[green]ok[/]' if v['ok'] else '[red]FAILED[/]'}")
+    c.print(f"[bold]keys[/]    {summary['keys']}")
+    c.rule("check it yourself")
+    prefix = f"GUARD_HOME={home} .venv/bin/guard"
+    for cmd in ("log verify", "log show --last 5", f"verify {home}/outputs/answer.txt --trust {home}/keys/ca.pem",
+                f"verify {home}/outputs/lighthouse.png --trust {home}/keys/ca.pem"):
+        c.print(f"  {prefix} {cmd}")

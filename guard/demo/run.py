@@ -13,9 +13,8 @@ import json
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from guard.cli._output import stderr, stdout
 from guard.home import guard_home
 from guard.signing.keys import KeyStore
 
@@ -96,7 +95,8 @@ def _policy(toxicity_options: dict[str, Any]):
     return Policy.model_validate({**data, "source": base.source, "sha256": base.sha256})
 
 
-def run_demo(home: Path | None = None, *, quiet: bool = False) -> dict[str, Any]:
+def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Run both generations and verify the log; ``say`` hears progress notes (rich markup). Returns the summary."""
     from guard.pipeline.guard import Guard
     from guard.provenance.verify import verify_log
     from guard.watermark.text import detect_text_watermark
@@ -105,17 +105,18 @@ def run_demo(home: Path | None = None, *, quiet: bool = False) -> dict[str, Any]
     keys = KeyStore(home / "keys")
     if not keys.exists():
         keys.init()
-        stderr.print(f"created keys in {keys.directory}")
-    stderr.print("preparing models…")
+        say(f"created keys in {keys.directory}")
+    say("preparing models…")
     models = _models(home)
     for note in models.notes:
-        stderr.print(f"[yellow]note[/]: {note}")
+        say(f"[yellow]note[/]: {note}")
     guard = Guard(_policy(models.toxicity_options), log=home / "provenance.db", keys=keys)
     out = home / "outputs"
     out.mkdir(parents=True, exist_ok=True)
 
     text = guard.wrap(models.text)(TEXT_PROMPT, seed=7)
-    summary: dict[str, Any] = {"log": guard.log.display_url, "keys": str(keys.directory), "notes": models.notes}
+    summary: dict[str, Any] = {"home": str(home), "log": guard.log.display_url, "keys": str(keys.directory),
+                               "notes": models.notes}
     text_file = out / "answer.txt"
     if text.blocked:
         summary["text"] = {"verdict": "block", "record_index": text.index,
@@ -145,35 +146,4 @@ def run_demo(home: Path | None = None, *, quiet: bool = False) -> dict[str, Any]
 
     report = verify_log(guard.log, keys.log_public_key())
     summary["log_verification"] = {"ok": report.ok, "size": report.size, "checkpoints": report.checkpoints_checked}
-    if not quiet:
-        _print(summary, home)
     return summary
-
-
-def _print(summary: dict[str, Any], home: Path) -> None:
-    c = stdout
-    c.rule("guarded generation, end to end")
-    t = summary["text"]
-    c.print(f"[bold]text[/]    verdict {t['verdict']}, record #{t['record_index']}")
-    if "file" in t:
-        c.print(f"  output     {t['file']}")
-        c.print(f"  signature  {t['signature']} (DSSE envelope, in-toto Statement)")
-        tox = ", ".join(f"{k} {v:.3f}" for k, v in sorted(t["toxicity"].items()))
-        c.print(f"  toxicity   {tox}")
-        w = t["watermark"]
-        c.print(f"  watermark  z = {w['z_score']:.2f}, p = {w['p_value']:.2e} over {w['num_tokens_scored']} tokens "
-                f"→ {'detected' if w['detected'] else 'not detected'}")
-    i = summary["image"]
-    c.print(f"[bold]image[/]   verdict {i['verdict']}, record #{i['record_index']}")
-    if "file" in i:
-        c.print(f"  output     {i['file']} (C2PA manifest embedded; invisible watermark carries record "
-                f"{i['record_id']})")
-    v = summary["log_verification"]
-    c.print(f"[bold]log[/]     {summary['log']}: {v['size']} records, {v['checkpoints']} signed checkpoints, "
-            f"verification {'[green]ok[/]' if v['ok'] else '[red]FAILED[/]'}")
-    c.print(f"[bold]keys[/]    {summary['keys']}")
-    c.rule("check it yourself")
-    prefix = f"GUARD_HOME={home} .venv/bin/guard"
-    for cmd in ("log verify", "log show --last 5", f"verify {home}/outputs/answer.txt --trust {home}/keys/ca.pem",
-                f"verify {home}/outputs/lighthouse.png --trust {home}/keys/ca.pem"):
-        c.print(f"  {prefix} {cmd}")
