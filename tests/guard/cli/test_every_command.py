@@ -95,3 +95,16 @@ def test_a_missing_input(cli, command, tmp_path):
     absent = tmp_path / "absent-input"
     args = [a.replace(ABSENT, str(absent)).replace(OUT, str(tmp_path / "output")) for a in CASES[command][1]]
     assert_one_line(cli(*command.split(), *args), 2, str(absent))
+
+
+def test_the_readme_table_states_these_codes():
+    """The README's contract table lists each exit code with the stderr prefix main() prints for it."""
+    import re
+
+    from guard.cli import EXIT_CRASH, EXIT_FINDING, EXIT_OK, EXIT_USAGE
+    from tests.fixtures.shared import REPO
+
+    rows = dict(re.findall(r"^\| \*\*(\d)\*\* \|[^|]*\| ([^|]*) \|", (REPO / "README.md").read_text(), re.M))
+    assert sorted(map(int, rows)) == [EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH]
+    for code, prefix in ((EXIT_FINDING, "`finding: "), (EXIT_USAGE, "`error: "), (EXIT_CRASH, "`crash: ")):
+        assert rows[str(code)].startswith(prefix), rows[str(code)]
