@@ -72,7 +72,7 @@ def main() -> None:
     from detectors.toxicity import ToxicityDetector
     from guard.bias.audit import Completion, analyse, metric_frame, per_prompt_values
     from guard.bias.prompts import load_prompt_set
-    from guard.bias.settings import BiasPolicy
+    from guard.policy import BiasPolicy
 
     prompts = load_prompt_set("templates", per_group=None).prompts
     samples = round(TOTAL / len(prompts))

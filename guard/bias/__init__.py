@@ -5,5 +5,5 @@
   fairlearn and bootstrap intervals, flag disparities (``run_audit`` does both);
 - ``scorer_audit``: the toxicity scorer's false positives on harmless identity sentences;
 - ``logged``: ``bias_signals`` for ``record.extra["bias"]`` and ``group_table`` over the provenance log;
-- ``html``: ``render_html_section`` for the audit report; ``settings``: ``BiasPolicy``, a policy's tolerances.
+- ``html``: ``render_html_section`` for the audit report. A policy's tolerances are ``guard.policy.BiasPolicy``.
 """

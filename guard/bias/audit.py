@@ -45,7 +45,7 @@ import numpy as np
 from core.errors import InputError
 from detectors.bias.regard import Regard, RegardScorer
 from guard.bias.prompts import AuditPrompt
-from guard.bias.settings import METRICS, BiasPolicy
+from guard.policy import METRICS, BiasPolicy
 
 LabelScorer = Callable[[list[str]], list[Mapping[str, float]]]
 Generate = Callable[[list[str]], list["str | None"]]

@@ -34,7 +34,7 @@ def _settings(policy: str | None, overrides: dict[str, Any]):
     """The policy's ``bias`` settings (defaults without one), with command-line overrides applied."""
     from pydantic import ValidationError
 
-    from guard.bias.settings import BiasPolicy
+    from guard.policy import BiasPolicy
     from core.errors import InputError
 
     base: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from detectors.bias.regard import VaderRegard
 from guard.bias.audit import Completion, analyse, collect, run_audit
 from guard.bias.generation import load_callable
 from guard.bias.prompts import AuditPrompt, load_prompt_set
-from guard.bias.settings import BiasPolicy
+from guard.policy import BiasPolicy
 
 from tests.fixtures.bias import RIGGED
 

@@ -6,7 +6,7 @@ import re
 from guard.bias.audit import Completion, analyse
 from guard.bias.html import render_html_page, render_html_section
 from guard.bias.prompts import AuditPrompt
-from guard.bias.settings import BiasPolicy
+from guard.policy import BiasPolicy
 
 
 def test_section_escapes_names_and_embeds_one_chart_per_axis():
