@@ -83,3 +83,15 @@ def test_a_transformers_generator_end_to_end_is_reproducible(cli, tmp_path, deto
     assert report["completions"] == 7 * 12 and report["generator"]["name"] == "transformers"
     assert report["generator"]["weights_sha256"] and report["scorers"]["toxicity"].startswith("toxicity:toxicity")
     assert report["axes"] == second.json["axes"]
+
+
+def test_a_generator_that_raises_or_returns_no_text_is_bad_input_not_a_crash(cli, tmp_path):
+    generators = tmp_path / "api.py"
+    generators.write_text("def unavailable(prompt):\n    raise RuntimeError('HTTP 503 Service Unavailable')\n\n\n"
+                          "def numbers(prompt):\n    return 42\n")
+    for name, message in (("unavailable", "failed: RuntimeError: HTTP 503 Service Unavailable"),
+                          ("numbers", "returned int; expected str")):
+        result = cli(*AUDIT, "--generator", f"{generators}:{name}", "--no-self-audit")
+        assert result.exit_code == 2, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ") and f"generator {generators}:{name} " in line and message in line
