@@ -15,7 +15,7 @@ import typer
 
 from guard.cli._common import JsonOpt
 from guard.cli._output import emit, stderr
-from core.errors import DetectorError, InputError
+from core.errors import InputError
 from core.imageio import image_suffixes
 
 DETECTOR = "deepfake"
@@ -75,16 +75,12 @@ def detector_options(
 
 
 def build_detector(options: dict[str, Any], **overrides: Any):
-    """A ``DeepfakeDetector`` with its model loaded; problems with options or model files become ``DetectorError``."""
-    from detectors.deepfake import DeepfakeDetector
+    """A ``DeepfakeDetector`` with its model loaded now, so bad options and missing model files are reported before
+    any image is read (the registry and the detector raise them as ``GuardError``s)."""
+    from guard.pipeline import registry
 
-    try:
-        detector = DeepfakeDetector(**{**options, **overrides})
-        detector.backend()
-    except TypeError as exc:
-        raise DetectorError(f"deepfake detector: bad options {sorted(options)}: {exc}") from None
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
-        raise DetectorError(f"deepfake detector: {exc}") from None
+    detector = registry.create(DETECTOR, {**options, **overrides})
+    detector.backend()
     return detector
 
 
@@ -163,11 +159,8 @@ def register(app: typer.Typer) -> None:
         fake_files = image_files(fake) if fake else []
         real_raw, errors = _raw_scores(detector, real_files, "real images")
         fake_raw, fake_errors = _raw_scores(detector, fake_files, "generated images") if fake_files else ([], [])
-        try:
-            fitted = calibrations.fit(real_raw, fake_raw or None, target_fpr=target_fpr, method=method,
-                                      model=detector.model_id, settings=detector.settings)
-        except ValueError as exc:
-            raise InputError(f"{real}: {exc}") from None
+        fitted = calibrations.fit(real_raw, fake_raw or None, target_fpr=target_fpr, method=method,
+                                  model=detector.model_id, settings=detector.settings)
         fitted.save(target)
         in_sample = sum(v >= fitted.threshold for v in fitted.apply(real_raw)) / len(real_raw)
         data = {"calibration": str(target), "method": fitted.method, "target_fpr": target_fpr,
@@ -207,14 +200,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--backend: only spectral and probe can be trained, not {backend!r}")
         real_files, fake_files = image_files(real), image_files(fake)
         with progress_bar("features", len(real_files) + len(fake_files)) as update:
-            try:
-                report = training.train(backend, [str(p) for p in real_files], [str(p) for p in fake_files],
-                                        out=out, model=model, holdout=holdout, seed=seed, device=device or "auto",
-                                        batch_size=batch_size or 32, workers=workers, progress=update)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
-            except (FileNotFoundError, RuntimeError, OSError) as exc:
-                raise DetectorError(f"{backend}: {exc}") from None
+            report = training.train(backend, [str(p) for p in real_files], [str(p) for p in fake_files],
+                                    out=out, model=model, holdout=holdout, seed=seed, device=device or "auto",
+                                    batch_size=batch_size or 32, workers=workers, progress=update)
         data = report.to_dict()
 
         def human(console) -> None:
@@ -266,11 +254,8 @@ def register(app: typer.Typer) -> None:
                 finished += 1
                 return lambda done: update(base + done)
 
-            try:
-                results = evaluation.robustness(detector, real_files, fake_files, jpeg_qualities=qualities,
-                                                blur_sigmas=sigmas, on_pass=on_pass)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+            results = evaluation.robustness(detector, real_files, fake_files, jpeg_qualities=qualities,
+                                            blur_sigmas=sigmas, on_pass=on_pass)
         data = {"model": detector.model_id, "options": {k: v for k, v in options.items()}, **results}
 
         def human(console) -> None:

@@ -42,7 +42,6 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
     """Image and text rules from the policy, plus the deepfake detector configured on the command line."""
     from guard.pipeline import registry as detection
     from guard import policy as policies
-    from core.errors import DetectorError
     from guard.audit.scan import Rule
 
     image_rules: list[Rule] = []
@@ -58,10 +57,7 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
             if rule.detector == DETECTOR:
                 detector = build_detector({**rule.options, **cli_options})
             else:
-                try:
-                    detector = detection.create(rule.detector, rule.options)
-                except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
-                    raise DetectorError(f"{rule.detector}: {exc}") from None
+                detector = detection.create(rule.detector, rule.options)
             target = image_rules if "image" in modalities else text_rules
             target.append(Rule(rule.detector, detector, dict(rule.thresholds)))
     if DETECTOR not in seen and cli_options.get("backend"):
