@@ -71,14 +71,14 @@ def synth_record(i: int, n: int, rng: random.Random) -> ProvenanceRecord:
 
 def real_text_record(text: str, created_at: str) -> ProvenanceRecord:
     from guard.provenance.artifact import text_digest
-    from guard.audit.trace import text_signals
+    from guard.pipeline.signals import minhash_signals
 
     return ProvenanceRecord(
         media_type="text/plain; charset=utf-8",
         generator={"name": "transformers", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": "a" * 40,
                    "weights_sha256": "d" * 64},
         verdict="allow", policy={"name": "default", "sha256": "b" * 64}, created_at=created_at,
-        artifact=text_digest(text), extra={"minhash": text_signals(text)},
+        artifact=text_digest(text), extra={"minhash": minhash_signals(text)},
     )
 
 

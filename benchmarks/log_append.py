@@ -57,7 +57,7 @@ def plain(url: str, n: int, batch: int) -> float:
     for s in range(0, n, batch):
         rows = []
         for i, r in enumerate(records[s:s + batch], start=s):
-            r.index = i
+            r = r.stored(i, {})
             rows.append({"idx": i, "record_id": r.record_id, "created_at": r.created_at, "media_type": r.media_type,
                          "verdict": r.verdict, "model_id": r.generator["model_id"],
                          "artifact_sha256": r.artifact["sha256"], "body": json.dumps(r.leaf_dict()).encode(),

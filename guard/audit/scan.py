@@ -33,9 +33,9 @@ TEXT_BATCH = 32
 class Rule:
     """One detector as the scan runs it: its name, the built detector, and when its scores are flagged.
 
-    ``thresholds`` from a policy rule flag exactly as the pipeline does: only the labels listed, at
-    ``value >= threshold``. Without thresholds (``None``: a detector set up on the command line) a score is
-    flagged at the detector's own threshold in ``details`` (the calibrated one), else at 0.5.
+    ``thresholds`` from a policy rule flag through the pipeline's own test (``checker.violated``): only the
+    labels listed, at ``value >= threshold``. Without thresholds (``None``: a detector set up on the command
+    line) a score is flagged at the detector's own threshold in ``details`` (the calibrated one), else at 0.5.
     """
 
     name: str
@@ -43,17 +43,13 @@ class Rule:
     thresholds: dict[str, float] | None = None
 
     def flags(self, scores: list[Any]) -> list[str]:
-        out = []
-        for score in scores:
-            if self.thresholds is None:
-                threshold = score.details.get("threshold", 0.5)
-            elif score.label in self.thresholds:
-                threshold = self.thresholds[score.label]
-            else:
-                continue
-            if score.value >= threshold:
-                out.append(f"{score.detector}:{score.label}")
-        return out
+        from guard.pipeline.checker import violated
+
+        if self.thresholds is None:
+            crossed = [s for s in scores if s.value >= s.details.get("threshold", 0.5)]
+        else:
+            crossed = violated(self.thresholds, scores)
+        return [f"{s.detector}:{s.label}" for s in crossed]
 
 
 @dataclass

@@ -10,7 +10,7 @@ Five ways to find them, each with its similarity and an inclusion proof of the r
 - **text watermark**: when the text-watermark module is present.
 
 The log keeps only hashes of outputs, never the text itself, so near-duplicate search needs a signature made at
-logging time: the pipeline stores ``text_signals(text)`` in ``record.extra["minhash"]``.
+logging time: the pipeline stores one in ``record.extra["minhash"]`` (``guard.pipeline.signals``).
 
 Index. To answer in well under a second over 10^6 records, the similarity searches read index tables kept in
 the log's own database (``guard_trace_*``, a separate SQLAlchemy ``MetaData``):
@@ -28,7 +28,6 @@ remembers how far it got, so it is incremental and safe to call from the pipelin
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import json
@@ -40,6 +39,7 @@ from typing import Any
 
 from detectors import fingerprints as fp
 from core.errors import GuardError, InputError, LogError
+from guard.pipeline.signals import minhash_signature
 from guard.provenance.log import ProvenanceLog
 
 PHASH_BANDS = 4
@@ -49,21 +49,6 @@ MAX_DISTANCE_LIMIT = 15  # radius 3 per band: 4 x 697 keys; beyond that pHash ma
 DEFAULT_MIN_SIMILARITY = 0.5
 _PG_INDEX_LOCK = 0x67747263  # "gtrc": sequences index writers on PostgreSQL
 _STATE_KEY = "indexed_size"
-
-
-def text_signals(text: str) -> dict[str, str]:
-    """What the pipeline stores in ``record.extra["minhash"]`` for a text output (about 220 bytes of JSON)."""
-    return {"scheme": fp.TEXT_SCHEME, "sig": base64.b64encode(fp.bbit_signature(text)).decode("ascii")}
-
-
-def _signature_of(signals: Any) -> bytes | None:
-    if not isinstance(signals, dict) or signals.get("scheme") != fp.TEXT_SCHEME:
-        return None
-    try:
-        sig = base64.b64decode(signals["sig"], validate=True)
-    except (KeyError, ValueError, TypeError):
-        return None
-    return sig if len(sig) == fp.NUM_PERM else None
 
 
 # -- index tables ---------------------------------------------------------------------------------------------
@@ -201,7 +186,7 @@ class TraceIndex:
                 value = fp.phash_from_hex(artifact["phash"])
                 phash_rows.append((idx, _signed(value)))
                 phash_bands += [(k, idx) for k in _phash_band_keys(value)]
-            sig = _signature_of((data.get("extra") or {}).get("minhash"))
+            sig = minhash_signature((data.get("extra") or {}).get("minhash"))
             if sig is not None:
                 text_rows.append((idx, sig))
         text_bands = []

@@ -4,6 +4,7 @@
 - ``audit``: ``collect`` completions through any ``generate(prompts)`` callable, ``analyse`` them per group with
   fairlearn and bootstrap intervals, flag disparities (``run_audit`` does both);
 - ``scorer_audit``: the toxicity scorer's false positives on harmless identity sentences;
-- ``logged``: ``bias_signals`` for ``record.extra["bias"]`` and ``group_table`` over the provenance log;
+- ``logged``: ``group_table`` over the provenance log, from the ``record.extra["bias"]`` signals the pipeline
+  stores (``guard.pipeline.signals``);
 - ``html``: ``render_html_section`` for the audit report. A policy's tolerances are ``guard.policy.BiasPolicy``.
 """

@@ -1,18 +1,8 @@
-"""Bias signals of logged outputs: what goes in ``record.extra["bias"]``, and a per-group table over the log.
+"""Bias over logged outputs: a per-group table read from ``record.extra["bias"]`` and the signed scores.
 
-The pipeline calls ``bias_signals(text, scores)`` for every text output and stores the result under
-``record.extra["bias"]``. The text itself never enters the log, so the mentioned groups must be computed then;
-everything else is read from the output-stage scores the policy's detectors produced (``toxicity``,
-``identity_attack``, and regard from the ``bias`` or ``sentiment`` detector). ``group_table(records)`` later
-groups logged outputs by mentioned group without regenerating or rescoring anything.
-
-``extra["bias"]`` (version 1)::
-
-    {"v": 1,
-     "groups": [{"axis": "religion", "group": "muslim", "terms": ["Muslims"]}, ...],   # [] if none
-     "toxicity": 0.03 | null,           # toxicity detector, label "toxicity"
-     "identity_attack": 0.01 | null,    # highest "identity_attack" score of any detector
-     "regard": {"negative": 0.4, "positive": 0.0, "label": "negative", "detector": "sentiment"} | null}
+The pipeline stores ``extra["bias"]`` for every text output (``guard.pipeline.signals``, which defines the
+format): the text itself never enters the log, so the groups it mentions are computed then. ``group_table(records)``
+later groups logged outputs by mentioned group without regenerating or rescoring anything.
 """
 
 from __future__ import annotations
@@ -21,58 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.base import Score
-from detectors.bias.mentions import MentionFinder, default_finder
 from guard.bias.audit import wilson_interval
+from guard.pipeline.signals import score_signals
 
-VERSION = 1
 NO_GROUP = ("none", "none")
-
-
-def _as_dict(score: Score | Mapping[str, Any]) -> Mapping[str, Any]:
-    return score.to_dict() if isinstance(score, Score) else score
-
-
-def score_signals(scores: Iterable[Score | Mapping[str, Any]]) -> dict[str, Any]:
-    """Toxicity, identity attack and regard from output-stage scores (prompt-stage scores are ignored).
-
-    Regard comes from the ``bias`` detector's ``negative_regard`` when it ran (a configured regard model),
-    else from the ``sentiment`` detector's ``negative``/``positive``.
-    """
-    found: dict[tuple[str, str], Mapping[str, Any]] = {}
-    identity_attack = None
-    for raw in scores:
-        s = _as_dict(raw)
-        if s.get("stage", "output") != "output":
-            continue
-        if s.get("label") == "identity_attack":
-            identity_attack = max(float(s["value"]), identity_attack or 0.0)
-        found.setdefault((s.get("detector"), s.get("label")), s)
-    toxicity = next((float(s["value"]) for (_, label), s in found.items() if label == "toxicity"), None)
-    negative = found.get(("bias", "negative_regard")) or found.get(("sentiment", "negative"))
-    positive = found.get(("sentiment", "positive"))
-    regard = None
-    if negative is not None:
-        regard = {
-            "negative": float(negative["value"]),
-            "positive": None if positive is None else float(positive["value"]),
-            "label": (negative.get("details") or {}).get("label"),
-            "detector": negative.get("detector"),
-        }
-    return {"toxicity": toxicity, "identity_attack": identity_attack, "regard": regard}
-
-
-def bias_signals(
-    text: str, scores: Iterable[Score | Mapping[str, Any]] = (), *, finder: MentionFinder | None = None
-) -> dict[str, Any]:
-    """The ``record.extra["bias"]`` dictionary for one text output (see the module docstring)."""
-    mentions = (finder or default_finder()).find(text)
-    groups: dict[str, dict[str, Any]] = {}
-    for m in mentions:
-        entry = groups.setdefault(m.group.id, {"axis": m.group.axis, "group": m.group.key, "terms": []})
-        if m.term not in entry["terms"]:
-            entry["terms"].append(m.term)
-    return {"v": VERSION, "groups": list(groups.values()), **score_signals(scores)}
 
 
 @dataclass

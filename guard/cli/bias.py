@@ -96,11 +96,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Counterfactual bias audit: exit 1 when a group's disparity exceeds the tolerance, 2 on bad input."""
-        from guard.pipeline import registry as detection
         from guard.bias.audit import DetectorScorer, analyse, collect
         from guard.bias.generation import build_generator, generate_fn, sampling_params
         from guard.bias.prompts import load_prompt_set
         from guard.bias.scorer_audit import audit_scorer
+        from guard.pipeline.checker import Checker
         from guard.cli._output import stderr
         from core.errors import InputError
 
@@ -115,7 +115,6 @@ def register(app: typer.Typer) -> None:
         detector_name, _, label = toxicity.partition(":")
         label = label or "toxicity"
         options = {**_rule_options(loaded, detector_name), **_pairs(toxicity_option, "--toxicity-option")}
-        scorer = DetectorScorer(detection.create(detector_name, options))
         regard_scorer = None
         if regard.lower() != "none":
             from detectors.bias.regard import regard_scorer as make_regard
@@ -131,6 +130,9 @@ def register(app: typer.Typer) -> None:
             from guard.pipeline.guard import Guard
 
             guard = Guard(loaded, log=log, keys=keys_dir)
+        # The guard's checker builds the scorer, so a detector the policy also runs is loaded once.
+        checker = guard.checker if guard is not None else Checker()
+        scorer = DetectorScorer(checker.detector(detector_name, options))
         generate = generate_fn(backend, seed=settings.seed, guard=guard,
                                **sampling_params(backend, max_new_tokens=max_new_tokens))
 

@@ -41,6 +41,7 @@ from core.errors import Finding, InputError
 def _rules(policy: str | None, cli_options: dict[str, Any]):
     """Image and text rules from the policy, plus the deepfake detector configured on the command line."""
     from guard.pipeline import registry as detection
+    from guard.pipeline.checker import Checker
     from guard import policy as policies
     from guard.audit.scan import Rule
 
@@ -49,6 +50,7 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
     seen: set[str] = set()
     if policy:
         loaded = policies.load(policy)
+        checker = Checker()
         for rule in (*loaded.stages.output, *loaded.stages.prompt):
             if rule.detector in seen:
                 continue
@@ -57,7 +59,7 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
             if rule.detector == DETECTOR:
                 detector = build_detector({**rule.options, **cli_options})
             else:
-                detector = detection.create(rule.detector, rule.options)
+                detector = checker.detector(rule.detector, rule.options)
             target = image_rules if "image" in modalities else text_rules
             target.append(Rule(rule.detector, detector, dict(rule.thresholds)))
     if DETECTOR not in seen and cli_options.get("backend"):

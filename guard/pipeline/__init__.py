@@ -1,4 +1,11 @@
 """The Guard pipeline: check prompts, generate, check outputs, decide, mark, sign and log.
 
-``guard.Guard`` is the entry point; the modules here are its parts.
+``guard.Guard`` is the entry point (``guard.py``, with ``stream.py`` for streamed text); the parts it composes
+each have one job:
+
+- ``checker``: runs the policy's detectors over a stage's items and returns frozen decisions (also used by
+  ``guard scan`` and ``guard bias-audit``); ``registry`` finds detectors by name;
+- ``recorder``: decides the verdict and builds the complete, frozen provenance record of each attempt;
+- ``signals``: what a text record keeps of the text (MinHash sketch, groups mentioned), built from ``detectors/``;
+- ``finisher``: watermarks and signs what is handed back.
 """

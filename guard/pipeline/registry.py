@@ -1,8 +1,11 @@
-"""Resolve detector names from a policy to detector objects, through the ``genguard.detectors`` entry points."""
+"""Resolve detector names from a policy to detector objects, through the ``genguard.detectors`` entry points.
+
+Building is all this module does; keeping built detectors is the job of whoever uses them (a ``Checker`` holds
+the ones its ``Guard`` runs), so no model outlives its user.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -24,31 +27,10 @@ def detector_class(name: str) -> type:
     return matches[0].load()
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, tuple) and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
-        return {k: _thaw(v) for k, v in value}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
-
-
 def create(name: str, options: dict[str, Any] | None = None):
-    """Build (or reuse) the detector a policy names; models are cached per name and options."""
-    return _create(name, _freeze(options or {}))
-
-
-@lru_cache(maxsize=32)
-def _create(name: str, frozen_options: Any):
+    """Build the detector a policy names, with its options; each call builds a new one."""
     cls = detector_class(name)
-    options = _thaw(frozen_options) if frozen_options else {}
+    options = options or {}
     try:
         return cls(**options)
     except TypeError as exc:

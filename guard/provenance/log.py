@@ -242,9 +242,9 @@ class ProvenanceLog:
             frontier = self._load_frontier(conn, size)
             rows, nodes, private, staged = [], [], [], []
             for offset, record in enumerate(records):
-                record.index = size + offset
                 salts = {name: secrets.token_bytes(16) for name in record.private}
-                record.commitments = {name: commitment(salts[name], value) for name, value in record.private.items()}
+                record = record.stored(size + offset, {name: commitment(salts[name], value)
+                                                       for name, value in record.private.items()})
                 body = record.canonical_bytes()
                 leaf = merkle.leaf_hash(body)
                 rows.append({

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, NewType
 
@@ -36,12 +36,13 @@ def commitment(salt: bytes, value: str) -> str:
     return hashlib.sha256(salt + value.encode("utf-8")).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProvenanceRecord:
-    """One generation attempt, allowed or not.
+    """One generation attempt, allowed or not. Frozen: the pipeline builds it complete, and a later step that
+    adds to it (a watermark, a signature) makes a new one with ``dataclasses.replace``.
 
     ``private`` holds erasable plaintext (by field name); it is stored beside the leaf, never in it. ``index``
-    and ``commitments`` are filled in by the log when the record is appended.
+    and ``commitments`` are what the log writes into the leaf when it appends the record (``stored``).
     """
 
     media_type: str  # "text/plain; charset=utf-8", "image/png", ...
@@ -64,6 +65,10 @@ class ProvenanceRecord:
     private: dict[str, str] = field(default_factory=dict, repr=False)
     index: int | None = None
     commitments: dict[str, str] = field(default_factory=dict)
+
+    def stored(self, index: int, commitments: dict[str, str]) -> "ProvenanceRecord":
+        """The record as the log stores it at ``index``, with the salted commitments of its private fields."""
+        return replace(self, index=index, commitments=commitments)
 
     def leaf_dict(self) -> dict[str, Any]:
         """The record as it enters the tree: everything but the erasable plaintext."""

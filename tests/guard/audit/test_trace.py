@@ -9,7 +9,8 @@ import pytest
 
 from guard.provenance.log import InclusionProof, ProvenanceLog
 from guard.provenance.merkle import leaf_hash
-from guard.audit.trace import TraceIndex, index_records, text_signals, trace_image, trace_text
+from guard.audit.trace import TraceIndex, index_records, trace_image, trace_text
+from guard.pipeline.signals import minhash_signals as text_signals
 from tests.fixtures.mixed_log import TALE, lightly_edited
 
 

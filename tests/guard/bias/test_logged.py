@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from detectors.base import Score
-from guard.bias.logged import bias_signals, group_table
+from guard.bias.logged import group_table
+from guard.pipeline.signals import bias_signals
 from guard.provenance.record import ProvenanceRecord
 
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from guard.pipeline.guard import REDACTION, Guard
+from guard.pipeline.checker import REDACTION
+from guard.pipeline.guard import Guard
 from guard.policy import parse
 from guard.provenance.verify import verify_log
 from guard.signing import dsse
@@ -102,16 +103,13 @@ def test_flag_returns_output_and_marks_it(make_guard):
 @pytest.mark.parametrize("fail, verdict", [("closed", "block"), ("open", "flag")])
 def test_detector_failure_follows_fail_setting(make_guard, fail, verdict, monkeypatch):
     from detectors.sentiment import SentimentDetector
-    from guard.pipeline import registry as detection
 
     def explode(self, items):
         raise RuntimeError("model weights unavailable")
 
     monkeypatch.setattr(SentimentDetector, "score", explode)
-    detection._create.cache_clear()
     guard = make_guard(_policy("block", fail=fail))
     result = guard.wrap(lambda p: "ok")("q")
-    detection._create.cache_clear()
     assert result.verdict == verdict
     assert result.errors == [{"detector": "sentiment", "stage": "output",
                               "error": "RuntimeError: model weights unavailable"}]
@@ -154,12 +152,9 @@ def test_image_output_from_a_callable(make_guard):
 
 def test_unavailable_detector_falls_back_to_the_named_scorer(make_guard, tmp_path, monkeypatch):
     """detoxify weights missing offline: the policy's fallback scores instead and the record names it."""
-    from guard.pipeline import registry as detection
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-cache"))
-    detection._create.cache_clear()
     policy = parse(
         "name: fb\nstages:\n  output:\n    - detector: toxicity\n      options: {model: original}\n"
         "      thresholds: {toxicity: 0.5, negative: 0.5}\n      action: block\n      fail: closed\n"
@@ -167,7 +162,6 @@ def test_unavailable_detector_falls_back_to_the_named_scorer(make_guard, tmp_pat
     )
     guard = make_guard(policy)
     result = guard.wrap(lambda p: HOSTILE)("q")
-    detection._create.cache_clear()
     assert result.blocked  # the fallback scored it, and its label crossed the threshold
     assert {s["detector"] for s in result.scores} == {"sentiment"}
     assert result.errors and result.errors[0]["detector"] == "toxicity"

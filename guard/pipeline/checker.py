@@ -1,0 +1,159 @@
+"""The checker: turns a policy's rules and a stage's items into frozen decisions.
+
+One ``Checker`` is built per ``Guard`` (and by ``guard scan`` and ``guard bias-audit``). It owns the detectors it
+builds, one per name and options, so a model is loaded once for as long as its checker lives and no cache
+outlives it. ``violated`` is the single definition of "a score crosses its rule": at or above the threshold of a
+label the rule lists; every caller that flags a score (the pipeline, streaming, ``guard scan``) uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.errors import GuardError, UnavailableError
+from detectors.base import Score
+from guard.pipeline import registry
+from guard.policy import Action, DetectorRule
+from guard.provenance import artifact as artifacts
+
+REDACTION = "[redacted]"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def violated(thresholds: Mapping[str, float], scores: Iterable[Score]) -> list[Score]:
+    """The scores that cross a threshold: only labels listed in ``thresholds``, at ``value >= threshold``."""
+    return [s for s in scores if s.label in thresholds and s.value >= thresholds[s.label]]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One score of one item that crossed its rule's threshold at one stage."""
+
+    rule: DetectorRule
+    stage: str
+    detector: str  # the scorer that produced the score: the rule's detector, or its fallback
+    label: str
+    score: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one stage concluded about one item: the most severe action called for, and why."""
+
+    action: Action = Action.allow
+    violations: tuple[Violation, ...] = ()
+    scores: tuple[dict[str, Any], ...] = ()  # Score.to_dict() plus "stage", as the record stores them
+    errors: tuple[dict[str, Any], ...] = ()  # detector failures: detector, stage, error
+
+    def escalated(self, action: Action) -> "Decision":
+        """This decision with ``action`` if that is more severe than its own."""
+        return replace(self, action=action) if action.severity > self.action.severity else self
+
+    def merged(self, other: "Decision") -> "Decision":
+        """Both decisions' findings, at the more severe of their actions."""
+        return Decision(self.action, self.violations + other.violations, self.scores + other.scores,
+                        self.errors + other.errors).escalated(other.action)
+
+
+class Checker:
+    """Runs rules' detectors over items and decides, per item, what the policy calls for. Safe across threads."""
+
+    def __init__(self) -> None:
+        self._detectors: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def detector(self, name: str, options: Mapping[str, Any] | None = None) -> Any:
+        """The detector ``name`` built with ``options``: built on first use, then reused by this checker."""
+        key = (name, json.dumps(options or {}, sort_keys=True, default=repr))
+        with self._lock:
+            if key not in self._detectors:
+                self._detectors[key] = registry.create(name, dict(options or {}))
+            return self._detectors[key]
+
+    def check(self, stage: str, rules: list[DetectorRule], items: list[Any]) -> list[Decision]:
+        """One decision per item. A detector that fails is replaced by the rule's fallback, if any; when none
+        scores, the rule's ``fail`` decides (``closed``: block, ``open``: flag) and the error is recorded."""
+        if not items:
+            return []
+        scores: list[list[dict[str, Any]]] = [[] for _ in items]
+        errors: list[list[dict[str, Any]]] = [[] for _ in items]
+        found: list[list[Violation]] = [[] for _ in items]
+        actions = [Action.allow] * len(items)
+        for rule in rules:
+            attempts = [(rule.detector, rule.options)]
+            if rule.fallback is not None:
+                attempts.append((rule.fallback.detector, rule.fallback.options))
+            batch, failed = None, False
+            for name, options in attempts:
+                try:
+                    detector = self.detector(name, options)
+                    if not _accepts(detector, items[0]):
+                        break
+                    batch, failed = detector.score(list(items)), False
+                    break
+                except Exception as exc:  # a detector failing is a policy matter: fall back, or fail closed/open
+                    if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
+                        raise  # bad input or configuration; a model missing here is the policy's matter
+                    failed = True
+                    for e in errors:
+                        e.append({"detector": name, "stage": stage, "error": _one_line(exc)})
+            if failed:
+                on_failure = Action.block if rule.fail == "closed" else Action.flag
+                actions = [_more_severe(a, on_failure) for a in actions]
+                continue
+            if batch is None:
+                continue
+            for i, item_scores in enumerate(batch):
+                scores[i] += [{**s.to_dict(), "stage": stage} for s in item_scores]
+                hits = violated(rule.thresholds, item_scores)
+                found[i] += [Violation(rule, stage, s.detector, s.label, s.value, rule.thresholds[s.label])
+                             for s in hits]
+                if hits:
+                    actions[i] = _more_severe(actions[i], rule.action)
+        return [Decision(a, tuple(v), tuple(s), tuple(e)) for a, v, s, e in zip(actions, found, scores, errors)]
+
+    def redacted(self, decision: Decision, content: Any) -> tuple[Decision, Any]:
+        """Apply a ``redact`` decision: the content with its violating sentences replaced by ``REDACTION``.
+
+        When the violation cannot be localised (an image, or no single sentence crosses the threshold) the
+        decision becomes ``block`` and the content None. Other decisions pass through unchanged.
+        """
+        if decision.action is not Action.redact:
+            return decision, content
+        text = self._redact(decision, content)
+        if text is None:
+            return decision.escalated(Action.block), None
+        return decision, text
+
+    def _redact(self, decision: Decision, content: Any) -> str | None:
+        if not isinstance(content, str):
+            return None
+        rules = {id(v.rule): v.rule for v in decision.violations if v.rule.action is Action.redact}
+        sentences = _SENTENCE_END.split(content)
+        bad = [False] * len(sentences)
+        for rule in rules.values():
+            for k, scores in enumerate(self.detector(rule.detector, rule.options).score(sentences)):
+                bad[k] = bad[k] or bool(violated(rule.thresholds, scores))
+        if not any(bad):
+            return None
+        return " ".join(REDACTION if b else s for s, b in zip(sentences, bad))
+
+
+def _more_severe(a: Action, b: Action) -> Action:
+    return b if b.severity > a.severity else a
+
+
+def _accepts(detector: Any, item: Any) -> bool:
+    modality = "image" if artifacts.is_image(item) else "text"
+    return modality in detector.modalities
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,126 @@
+"""The record builder: the one place that turns an attempt's decisions into its verdict and its record.
+
+Every attempt, allowed or not, becomes one ``ProvenanceRecord``, built complete here (only the finisher's
+watermark and signature are added later, by ``dataclasses.replace``). The verdict follows from the decisions:
+
+- a prompt that is blocked blocks the attempt; otherwise the output stage's action decides;
+- ``regenerate`` blocks this attempt: the record says ``regenerate`` while attempts remain (the pipeline then
+  tries again, with this record as the parent) or ``regenerate: gave up after N attempts`` when none do;
+- a stream cannot be regenerated or redacted after the fact: there those actions, and a stream stopped by a
+  check, block;
+- otherwise ``redact``, then ``flag`` at either stage, else ``allow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from generators.base import Generation, Generator
+from guard.pipeline.checker import Decision
+from guard.pipeline.signals import text_signals
+from guard.policy import Action, Policy
+from guard.provenance import artifact as artifacts
+from guard.provenance.record import ProvenanceRecord
+
+STREAM_STOPPING = (Action.block, Action.regenerate, Action.redact)  # what a stream cannot release
+
+
+class RecordBuilder:
+    """Builds records under one policy. ``prompt_digest`` keys the stored prompt hash (the log's salt);
+    ``watermark_secret_id`` names the watermark secret in records of watermarked text."""
+
+    def __init__(self, policy: Policy, *, prompt_digest: Callable[[str], str],
+                 watermark_secret_id: Callable[[], str]) -> None:
+        self.policy = policy
+        self._prompt_digest = prompt_digest
+        self._watermark_secret_id = watermark_secret_id
+        self.max_attempts = max((r.max_attempts for r in policy.stages.output if r.action is Action.regenerate),
+                                default=1)
+
+    def retries(self, output: Decision, attempt: int) -> bool:
+        """Whether the output stage asks for another generation after this attempt."""
+        return output.action is Action.regenerate and attempt < self.max_attempts
+
+    def build(
+        self,
+        generator: Generator,
+        prompt: str,
+        prompt_decision: Decision,
+        output_decision: Decision = Decision(),
+        *,
+        generation: Generation | None = None,
+        content: Any = None,
+        params: Mapping[str, Any] | None = None,
+        attempt: int = 1,
+        parent: ProvenanceRecord | None = None,
+        stream_stopped: bool | None = None,
+        input_image: dict[str, Any] | None = None,
+    ) -> ProvenanceRecord:
+        """The record of one attempt.
+
+        ``generation`` is None when nothing was generated (the prompt was blocked); ``content`` is what is handed
+        back (the redacted text, or None when the output cannot be handed back). ``stream_stopped`` is None
+        outside a stream, else whether a check stopped it.
+        """
+        if stream_stopped is not None and (stream_stopped or output_decision.action in STREAM_STOPPING):
+            output_decision = output_decision.escalated(Action.block)
+        verdict, actions = self._verdict(prompt_decision, output_decision, attempt)
+        if stream_stopped:
+            actions.append("stream stopped by an output check")
+        extra: dict[str, Any] = {}
+        if isinstance(content, str):
+            extra.update(text_signals(content, output_decision.scores))
+        if input_image is not None:
+            extra["input_image"] = input_image
+        if generation is None:
+            modality = generator.modality
+        else:
+            modality = "image" if artifacts.is_image(generation.content) else "text"
+        prompt_record, private = self._prompt(prompt)
+        return ProvenanceRecord(
+            media_type="image/png" if modality == "image" else artifacts.TEXT_MEDIA_TYPE,
+            generator=generator.info.to_dict(),
+            verdict=verdict,
+            policy={"name": self.policy.name, "sha256": self.policy.sha256},
+            artifact=None if generation is None else artifacts.digest(generation.content if content is None
+                                                                      else content),
+            params=dict(generation.params) if generation is not None else dict(params or {}),
+            prompt=prompt_record,
+            scores=list(prompt_decision.scores + output_decision.scores),
+            errors=list(prompt_decision.errors + output_decision.errors),
+            actions=actions,
+            attempt=attempt,
+            parent=parent.record_id if parent is not None else None,
+            watermark=self._text_watermark() if generation is not None and generation.watermarked else None,
+            extra=extra,
+            private=private,
+        )
+
+    def _verdict(self, prompt: Decision, output: Decision, attempt: int) -> tuple[str, list[str]]:
+        actions = [f"{stage}:{d.action.value}" for stage, d in (("prompt", prompt), ("output", output))
+                   if d.action is not Action.allow]
+        final = Action.block if prompt.action is Action.block else output.action
+        if final is Action.regenerate:
+            actions.append("regenerate" if self.retries(output, attempt)
+                           else f"regenerate: gave up after {attempt} attempts")
+            return "block", actions
+        if final in (Action.block, Action.redact):
+            return final.value, actions
+        return ("flag" if Action.flag in (prompt.action, output.action) else "allow"), actions
+
+    def _prompt(self, prompt: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """What the record says of the prompt, and the erasable plaintext kept beside it (policy ``prompt_storage``)."""
+        storage = self.policy.prompt_storage
+        if storage == "plain":
+            return {"storage": storage}, {"prompt": prompt}
+        if storage == "hash":
+            return {"storage": storage, "hmac_sha256": self._prompt_digest(prompt)}, {}
+        return {"storage": storage}, {}
+
+    def _text_watermark(self) -> dict[str, Any]:
+        cfg = self.policy.watermark.text
+        # key_id seeds the green lists together with the secret; secret_id names the secret (not it).
+        return {"scheme": "kgw-transformers", "key_id": cfg.key_id, "secret_id": self._watermark_secret_id(),
+                "greenlist_ratio": cfg.greenlist_ratio, "bias": cfg.bias, "seeding_scheme": cfg.seeding_scheme,
+                "context_width": cfg.context_width}
