@@ -14,6 +14,7 @@ the share of equal bytes, corrected for the 1/256 chance that two different valu
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -56,9 +57,17 @@ def minhash(text: str):
     """A datasketch ``MinHash`` of the text's shingles, with the pinned scheme."""
     from datasketch import MinHash
 
-    m = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32")
+    m = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32", permutations=_permutations())
     m.update_batch([s.encode("utf-8") for s in shingles(text)])
     return m
+
+
+@functools.lru_cache(maxsize=1)
+def _permutations():
+    """The pinned scheme's permutation parameters; datasketch would draw them again for every text."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32").permutations
 
 
 def bbit_signature(text: str) -> bytes:

@@ -53,6 +53,7 @@ class MentionFinder:
                 self._by_adjective.setdefault(words[0], []).append(group)
         self._nouns = {_key(n)[0] for n in self.terms.person_nouns if _key(n)}
         self._longest = max((len(k) for k in self._by_term), default=1)
+        self._first_words = {k[0] for k in self._by_term if k}  # most words start no term: one lookup rules them out
 
     def find(self, text: str) -> list[Mention]:
         """Every mention, in text order; a word that names groups on two axes yields one mention per group."""
@@ -77,6 +78,8 @@ class MentionFinder:
 
     def _term_at(self, words: list[str], joined: list[bool], i: int) -> int:
         """Length in words of the longest term starting at word ``i``, or 0."""
+        if words[i] not in self._first_words:
+            return 0
         size = 1
         while size < self._longest and i + size < len(words) and joined[i + size - 1]:
             size += 1

@@ -172,6 +172,7 @@ class ProvenanceLog:
         self._t = self.tables.tables
         self._lock = threading.Lock()  # guards the in-memory frontier cache
         self._frontier: tuple[int, bytes, merkle.Frontier] | None = None
+        self._newest: InclusionProof | None = None  # of the last leaf this object appended, at that tree size
         self._meta = self._ensure_meta()
 
     def __repr__(self) -> str:
@@ -238,8 +239,9 @@ class ProvenanceLog:
             return []
         t_rec, t_node, t_priv = self._t["guard_records"], self._t["guard_nodes"], self._t["guard_private"]
         with self._write() as conn:
-            size = self._size(conn)
-            frontier = self._load_frontier(conn, size)
+            tip = conn.exec_driver_sql("SELECT idx, leaf_hash FROM guard_records ORDER BY idx DESC LIMIT 1").first()
+            size = 0 if tip is None else int(tip[0]) + 1
+            frontier = self._load_frontier(conn, size, None if tip is None else bytes(tip[1]))
             rows, nodes, private, staged = [], [], [], []
             for offset, record in enumerate(records):
                 salts = {name: secrets.token_bytes(16) for name in record.private}
@@ -262,6 +264,7 @@ class ProvenanceLog:
                     {"idx": record.index, "field": name, "salt": salts[name], "value": value}
                     for name, value in record.private.items()
                 ]
+                path = frontier.hashes[::-1]  # the audit path of a tree's last leaf: the frontier before it
                 nodes += [{"level": lv, "idx": i, "hash": h} for lv, i, h in frontier.append(leaf)]
                 staged.append((record.index, record.record_id, leaf))
             conn.execute(t_rec.insert(), rows)
@@ -272,20 +275,18 @@ class ProvenanceLog:
         root = frontier.root()
         with self._lock:
             self._frontier = (frontier.size, staged[-1][2], frontier)
+            self._newest = InclusionProof(staged[-1][0], frontier.size, staged[-1][2], path, root)
         return [LogEntry(i, rid, leaf, frontier.size, root) for i, rid, leaf in staged]
 
     def _size(self, conn) -> int:
         last = conn.exec_driver_sql("SELECT max(idx) FROM guard_records").scalar()
         return 0 if last is None else int(last) + 1
 
-    def _load_frontier(self, conn, size: int) -> merkle.Frontier:
-        """The right edge of the tree at ``size``: from the cache when no other writer moved it, else O(log n) rows."""
-        from sqlalchemy import select
-
+    def _load_frontier(self, conn, size: int, last_leaf: bytes | None) -> merkle.Frontier:
+        """The right edge of the tree at ``size`` (whose last leaf is ``last_leaf``): from the cache when no other
+        writer moved it, else O(log n) rows."""
         if size == 0:
             return merkle.Frontier()
-        t = self._t["guard_records"]
-        last_leaf = conn.execute(select(t.c.leaf_hash).where(t.c.idx == size - 1)).scalar()
         with self._lock:
             cached = self._frontier
         if cached and cached[0] == size and cached[1] == last_leaf:
@@ -409,6 +410,11 @@ class ProvenanceLog:
         return size
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        with self._lock:
+            newest = self._newest
+        if newest is not None and (newest.index, newest.tree_size) == (index, size):
+            # The proof of the leaf this log last appended, kept from the append: no query.
+            return InclusionProof(newest.index, newest.tree_size, newest.leaf_hash, list(newest.hashes), newest.root)
         with self._read() as conn:
             size = self._checked_size(conn, size)
             if not 0 <= index < size:

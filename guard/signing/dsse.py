@@ -9,6 +9,7 @@ the signer's SubjectPublicKeyInfo.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from typing import Any
@@ -59,12 +60,17 @@ def sign(statement_data: dict[str, Any], signer) -> dict[str, Any]:
 
     payload = canonical(statement_data)
     sig = signer.sign(pae(PAYLOAD_TYPE, payload))
-    leaf = _first_certificate(signer.certificate_chain_pem)[0]
     return {
         "payloadType": PAYLOAD_TYPE,
         "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": key_id(leaf), "sig": base64.b64encode(sig).decode()}],
+        "signatures": [{"keyid": _chain_key_id(signer.certificate_chain_pem), "sig": base64.b64encode(sig).decode()}],
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_key_id(chain_pem: bytes) -> str:
+    """The key id of a chain's signer certificate; kept per chain, as a signer signs many outputs."""
+    return key_id(_first_certificate(chain_pem)[0])
 
 
 def envelope_digest(envelope: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ their own certificate chain, or a ``ContentSigner`` that calls a KMS/HSM.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import secrets
@@ -44,11 +45,17 @@ class LocalContentSigner:
     algorithm: str = "ES256"
 
     def sign(self, data: bytes) -> bytes:
-        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        key = serialization.load_pem_private_key(self.private_key_pem, password=None)
-        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    @functools.cached_property
+    def _key(self):
+        """The parsed key, kept: parsing the PEM cost more than the signature itself."""
+        from cryptography.hazmat.primitives import serialization
+
+        return serialization.load_pem_private_key(self.private_key_pem, password=None)
 
 
 class KeyStore:
