@@ -66,6 +66,7 @@ class Checker:
 
     def __init__(self) -> None:
         self._detectors: dict[tuple[str, str], Any] = {}
+        self._kinds: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def detector(self, name: str, options: Mapping[str, Any] | None = None) -> Any:
@@ -76,46 +77,55 @@ class Checker:
                 self._detectors[key] = registry.create(name, dict(options or {}))
             return self._detectors[key]
 
+    def _modalities(self, name: str) -> frozenset[str]:
+        """The kinds of item a detector scores (its class says so: no need to build it)."""
+        if name not in self._kinds:
+            self._kinds[name] = frozenset(registry.detector_class(name).modalities)
+        return self._kinds[name]
+
     def check(self, stage: str, rules: list[DetectorRule], items: list[Any]) -> list[Decision]:
-        """One decision per item. A detector that fails is replaced by the rule's fallback, if any; when none
-        scores, the rule's ``fail`` decides (``closed``: block, ``open``: flag) and the error is recorded."""
+        """One decision per item. A rule applies to the items of the kinds (text, image) its detector scores,
+        decided item by item. A detector that fails is replaced by the rule's fallback, if any; an item no scorer
+        could score gets the rule's ``fail`` action (``closed``: block, ``open``: flag) and the error is recorded."""
         if not items:
             return []
+        kinds = [_modality(item) for item in items]
         scores: list[list[dict[str, Any]]] = [[] for _ in items]
         errors: list[list[dict[str, Any]]] = [[] for _ in items]
         found: list[list[Violation]] = [[] for _ in items]
         actions = [Action.allow] * len(items)
         for rule in rules:
-            attempts = [(rule.detector, rule.options)]
+            scorers = [(rule.detector, rule.options)]
             if rule.fallback is not None:
-                attempts.append((rule.fallback.detector, rule.fallback.options))
-            batch, failed = None, False
-            for name, options in attempts:
+                scorers.append((rule.fallback.detector, rule.fallback.options))
+            pending = [i for i, kind in enumerate(kinds) if kind in self._modalities(rule.detector)]
+            for name, options in scorers:
+                if not pending:
+                    break
                 try:
                     detector = self.detector(name, options)
-                    if not _accepts(detector, items[0]):
-                        break
-                    batch, failed = detector.score(list(items)), False
-                    break
+                    accepted = [i for i in pending if kinds[i] in detector.modalities]
+                    batch = detector.score([items[i] for i in accepted]) if accepted else []
                 except Exception as exc:  # a detector failing is a policy matter: fall back, or fail closed/open
                     if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
                         raise  # bad input or configuration; a model missing here is the policy's matter
-                    failed = True
-                    for e in errors:
-                        e.append({"detector": name, "stage": stage, "error": _one_line(exc)})
-            if failed:
-                on_failure = Action.block if rule.fail == "closed" else Action.flag
-                actions = [_more_severe(a, on_failure) for a in actions]
-                continue
-            if batch is None:
-                continue
-            for i, item_scores in enumerate(batch):
-                scores[i] += [{**s.to_dict(), "stage": stage} for s in item_scores]
-                hits = violated(rule.thresholds, item_scores)
-                found[i] += [Violation(rule, stage, s.detector, s.label, s.value, rule.thresholds[s.label])
-                             for s in hits]
-                if hits:
-                    actions[i] = _more_severe(actions[i], rule.action)
+                    for i in pending:
+                        errors[i].append({"detector": name, "stage": stage, "error": _one_line(exc)})
+                    continue
+                for i, item_scores in zip(accepted, batch):
+                    scores[i] += [{**s.to_dict(), "stage": stage} for s in item_scores]
+                    hits = violated(rule.thresholds, item_scores)
+                    found[i] += [Violation(rule, stage, s.detector, s.label, s.value, rule.thresholds[s.label])
+                                 for s in hits]
+                    if hits:
+                        actions[i] = _more_severe(actions[i], rule.action)
+                for i in pending:
+                    if i not in accepted:
+                        errors[i].append({"detector": name, "stage": stage, "error": f"cannot score {kinds[i]}s"})
+                pending = [i for i in pending if i not in accepted]
+            on_failure = Action.block if rule.fail == "closed" else Action.flag
+            for i in pending:  # configured for these items, and nothing scored them
+                actions[i] = _more_severe(actions[i], on_failure)
         return [Decision(a, tuple(v), tuple(s), tuple(e)) for a, v, s, e in zip(actions, found, scores, errors)]
 
     def redacted(self, decision: Decision, content: Any) -> tuple[Decision, Any]:
@@ -149,9 +159,8 @@ def _more_severe(a: Action, b: Action) -> Action:
     return b if b.severity > a.severity else a
 
 
-def _accepts(detector: Any, item: Any) -> bool:
-    modality = "image" if artifacts.is_image(item) else "text"
-    return modality in detector.modalities
+def _modality(item: Any) -> str:
+    return "image" if artifacts.is_image(item) else "text"
 
 
 def _one_line(exc: BaseException) -> str:
