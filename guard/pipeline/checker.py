@@ -110,7 +110,7 @@ class Checker:
                     if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
                         raise  # bad input or configuration; a model missing here is the policy's matter
                     for i in pending:
-                        errors[i].append({"detector": name, "stage": stage, "error": _one_line(exc)})
+                        errors[i].append({"detector": name, "stage": stage, "error": one_line(exc)})
                     continue
                 for i, item_scores in zip(accepted, batch):
                     scores[i] += [{**s.to_dict(), "stage": stage} for s in item_scores]
@@ -163,6 +163,7 @@ def _modality(item: Any) -> str:
     return "image" if artifacts.is_image(item) else "text"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as the record stores it: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -102,46 +102,58 @@ class Guard:
         detectors (e.g. ``deepfake``) score them with the prompt, so a policy can refuse to edit a deepfake; they
         reach the generator as ``hooks["input_images"]`` and their digests are recorded.
         """
-        prompt_decisions, prompts = self.check_prompts(prompts)
+        if images is not None and len(images) != len(prompts):
+            raise GuardError(f"{len(images)} input images for {len(prompts)} prompts; give one per prompt")
+        prompt_decisions = [Decision()] * len(prompts)
         inputs: list[dict[str, Any] | None] = [None] * len(prompts)
-        if images is not None:
-            if len(images) != len(prompts):
-                raise GuardError(f"{len(images)} input images for {len(prompts)} prompts; give one per prompt")
-            checked = self.checker.check("input", self.policy.stages.prompt, images)
-            for i, d in enumerate(checked):
-                # An image cannot be redacted sentence by sentence: a redacting rule refuses it.
-                d = replace(d, action=Action.block) if d.action is Action.redact else d
-                prompt_decisions[i] = prompt_decisions[i].merged(d)
-            inputs = [artifacts.image_digest(image) for image in images]
-
-        finals: dict[int, tuple[ProvenanceRecord, Any]] = {}
-        for i, d in enumerate(prompt_decisions):
-            if d.action is Action.block:
-                finals[i] = (self.records.build(generator, prompts[i], d, params=params, input_image=inputs[i]), None)
-
-        superseded: list[ProvenanceRecord] = []
+        finals: dict[int, tuple[ProvenanceRecord, Any]] = {}  # prompt -> its last attempt, and what is handed back
+        superseded: list[ProvenanceRecord] = []  # attempts that were regenerated
         parents: dict[int, ProvenanceRecord] = {}
-        to_generate = [i for i, d in enumerate(prompt_decisions) if d.action is not Action.block]
-        attempt = 1
-        while to_generate:
-            hooks = self.hooks(generator)
+        attempt, stage = 1, "prompt"
+        try:
+            prompt_decisions, prompts = self.check_prompts(prompts)
             if images is not None:
-                hooks["input_images"] = [images[i] for i in to_generate]
-            generations = generator.generate([prompts[i] for i in to_generate], hooks=hooks, **params)
-            decisions = self.checker.check("output", self.policy.stages.output, [g.content for g in generations])
-            retry = []
-            for i, gen, d in zip(to_generate, generations, decisions):
-                d, content = self.checker.redacted(d, gen.content)
-                rec = self.records.build(generator, prompts[i], prompt_decisions[i], d, generation=gen,
-                                         content=content, params=params, attempt=attempt, parent=parents.get(i),
-                                         input_image=inputs[i])
-                if self.records.retries(d, attempt):
-                    superseded.append(rec)
-                    parents[i] = rec
-                    retry.append(i)
-                else:
-                    finals[i] = (rec, None if rec.verdict == "block" else content)
-            to_generate, attempt = retry, attempt + 1
+                stage = "input"
+                for i, d in enumerate(self.checker.check("input", self.policy.stages.prompt, images)):
+                    # An image cannot be redacted sentence by sentence: a redacting rule refuses it.
+                    d = replace(d, action=Action.block) if d.action is Action.redact else d
+                    prompt_decisions[i] = prompt_decisions[i].merged(d)
+                inputs = [artifacts.image_digest(image) for image in images]
+            for i, d in enumerate(prompt_decisions):
+                if d.action is Action.block:
+                    finals[i] = (self.records.build(generator, prompts[i], d, params=params, input_image=inputs[i]),
+                                 None)
+            to_generate = [i for i, d in enumerate(prompt_decisions) if d.action is not Action.block]
+            while to_generate:
+                stage = "generate"
+                hooks = self.hooks(generator)
+                if images is not None:
+                    hooks["input_images"] = [images[i] for i in to_generate]
+                generations = generator.generate([prompts[i] for i in to_generate], hooks=hooks, **params)
+                stage = "output"
+                decisions = self.checker.check("output", self.policy.stages.output,
+                                               [g.content for g in generations])
+                retry = []
+                for i, gen, d in zip(to_generate, generations, decisions):
+                    d, content = self.checker.redacted(d, gen.content)
+                    rec = self.records.build(generator, prompts[i], prompt_decisions[i], d, generation=gen,
+                                             content=content, params=params, attempt=attempt,
+                                             parent=parents.get(i), input_image=inputs[i])
+                    if self.records.retries(d, attempt):
+                        superseded.append(rec)
+                        parents[i] = rec
+                        retry.append(i)
+                    else:
+                        finals[i] = (rec, None if rec.verdict == "block" else content)
+                to_generate, attempt = retry, attempt + 1
+        except Exception as exc:
+            # Every attempt is logged: the ones the error cut short say so, then the caller gets the error.
+            failed = [(self.records.build(generator, prompts[i], prompt_decisions[i], params=params,
+                                          attempt=attempt, parent=parents.get(i), error=exc, error_stage=stage,
+                                          input_image=inputs[i]), None)
+                      for i in range(len(prompts)) if i not in finals]
+            self.commit(generator, superseded, [finals[i] for i in sorted(finals)] + failed)
+            raise
         return self.commit(generator, superseded, [finals[i] for i in range(len(prompts))])
 
     def stream(self, generator: Generator, prompt: str, *, check_every: int = 8, window: int = 2000,

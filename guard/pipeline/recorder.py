@@ -8,22 +8,28 @@ watermark and signature are added later, by ``dataclasses.replace``). The verdic
   tries again, with this record as the parent) or ``regenerate: gave up after N attempts`` when none do;
 - a stream cannot be regenerated or redacted after the fact: there those actions, and a stream stopped by a
   check, block;
+- an attempt that raised (the generator, a check) before anything was handed back blocks, and the record names
+  the stage and the error; a stream that raised or was abandoned after showing text is judged on the checks that
+  released that text;
 - otherwise ``redact``, then ``flag`` at either stage, else ``allow``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from generators.base import Generation, Generator
-from guard.pipeline.checker import Decision
+from guard.pipeline.checker import Decision, one_line
 from guard.pipeline.signals import text_signals
 from guard.policy import Action, Policy
 from guard.provenance import artifact as artifacts
 from guard.provenance.record import ProvenanceRecord
 
 STREAM_STOPPING = (Action.block, Action.regenerate, Action.redact)  # what a stream cannot release
+
+# How a stream ended: ran to its end, stopped by an output check, or abandoned by its consumer.
+StreamEnd = Literal["completed", "stopped", "abandoned"]
 
 
 class RecordBuilder:
@@ -54,20 +60,32 @@ class RecordBuilder:
         params: Mapping[str, Any] | None = None,
         attempt: int = 1,
         parent: ProvenanceRecord | None = None,
-        stream_stopped: bool | None = None,
+        stream: StreamEnd | None = None,
+        error: BaseException | None = None,
+        error_stage: str = "generate",
         input_image: dict[str, Any] | None = None,
     ) -> ProvenanceRecord:
         """The record of one attempt.
 
-        ``generation`` is None when nothing was generated (the prompt was blocked); ``content`` is what is handed
-        back (the redacted text, or None when the output cannot be handed back). ``stream_stopped`` is None
-        outside a stream, else whether a check stopped it.
+        ``generation`` is None when nothing was generated (the prompt was blocked, or generating failed);
+        ``content`` is what is handed back (the redacted text, or None when the output cannot be handed back).
+        ``stream`` says how a stream ended (None outside a stream). ``error`` is what an attempt raised, at
+        ``error_stage``.
         """
-        if stream_stopped is not None and (stream_stopped or output_decision.action in STREAM_STOPPING):
+        if stream is not None and (stream == "stopped" or output_decision.action in STREAM_STOPPING):
             output_decision = output_decision.escalated(Action.block)
         verdict, actions = self._verdict(prompt_decision, output_decision, attempt)
-        if stream_stopped:
+        if error is not None and content is None:
+            verdict = "block"  # nothing was handed back
+        if stream == "stopped":
             actions.append("stream stopped by an output check")
+        elif stream == "abandoned":
+            actions.append("stream ended early: the consumer stopped reading")
+        errors = list(prompt_decision.errors + output_decision.errors)
+        if error is not None:
+            actions.append(f"{error_stage}:error")
+            where = {"generator": generator.info.model_id} if error_stage == "generate" else {}
+            errors.append({"stage": error_stage, **where, "error": one_line(error)})
         extra: dict[str, Any] = {}
         if isinstance(content, str):
             extra.update(text_signals(content, output_decision.scores))
@@ -88,7 +106,7 @@ class RecordBuilder:
             params=dict(generation.params) if generation is not None else dict(params or {}),
             prompt=prompt_record,
             scores=list(prompt_decision.scores + output_decision.scores),
-            errors=list(prompt_decision.errors + output_decision.errors),
+            errors=errors,
             actions=actions,
             attempt=attempt,
             parent=parent.record_id if parent is not None else None,

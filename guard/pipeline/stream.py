@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import GuardError
 from generators.base import Generation, Generator
+from guard.pipeline.checker import Decision
 from guard.pipeline.recorder import STREAM_STOPPING
 from guard.policy import Action
 
@@ -23,6 +24,10 @@ class GuardedStream:
     generation stops and the stream ends; nothing unchecked has been shown. At the end the whole text is checked,
     signed and logged like any other output, and ``result`` holds the ``GuardedResult`` (``artifact`` is None when
     the stream was stopped). A stream cannot be regenerated or redacted after the fact: those actions block.
+
+    A stream that ends early is logged too, with the text it had shown: when the backend raises (the error then
+    reaches the consumer), and when the consumer stops reading. The latter is known when the stream is closed:
+    call ``close()`` or use the stream in a ``with`` block; otherwise it is logged when the stream is collected.
     """
 
     def __init__(self, guard: "Guard", generator: Generator, prompt: str, *, check_every: int, window: int,
@@ -41,33 +46,78 @@ class GuardedStream:
     def __next__(self) -> str:
         return next(self._pieces)
 
+    def close(self) -> None:
+        """Stop reading: the generation stops, and what was shown so far is logged (``result``)."""
+        self._pieces.close()
+
+    def __enter__(self) -> "GuardedStream":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
     def _run(self) -> Iterator[str]:
         guard, rules = self.guard, self.guard.policy.stages.output
-        [prompt_decision], [prompt] = guard.check_prompts([self.prompt])
-        if prompt_decision.action is Action.block:
-            rec = guard.records.build(self.generator, prompt, prompt_decision, params=self.params)
-            self.result = guard.commit(self.generator, [], [(rec, None)])[0]
-            return
-        source = self.generator.stream(prompt, hooks=guard.hooks(self.generator), **self.params)
-        held: list[str] = []
+        prompt, prompt_decision = self.prompt, Decision()
+        released = Decision()  # the output check that released the text shown so far
+        shown: list[str] = []
+        source = None
+        stage = "prompt"
         try:
-            for count, piece in enumerate(source, start=1):
-                held.append(piece)
-                if count % self.check_every:
-                    continue
-                window = source.text[-self.window:]
-                if guard.checker.check("output", rules, [window])[0].action in STREAM_STOPPING:
-                    self.stopped = True
-                    break
-                yield from held
-                held = []
-        finally:
-            source.close()
-        text = source.text
-        final = guard.checker.check("output", rules, [text])[0]
-        generation = Generation(content=text, params=source.params, watermarked=source.watermarked)
-        rec = guard.records.build(self.generator, prompt, prompt_decision, final, generation=generation,
-                                  content=text, params=self.params, stream_stopped=self.stopped)
-        if rec.verdict != "block":
-            yield from held
-        self.result = guard.commit(self.generator, [], [(rec, None if rec.verdict == "block" else text)])[0]
+            [prompt_decision], [prompt] = guard.check_prompts([self.prompt])
+            if prompt_decision.action is Action.block:
+                rec = guard.records.build(self.generator, prompt, prompt_decision, params=self.params)
+                self.result = guard.commit(self.generator, [], [(rec, None)])[0]
+                return
+            stage = "generate"
+            source = self.generator.stream(prompt, hooks=guard.hooks(self.generator), **self.params)
+            held: list[str] = []
+            try:
+                for count, piece in enumerate(source, start=1):
+                    held.append(piece)
+                    if count % self.check_every:
+                        continue
+                    stage = "output"
+                    decision = guard.checker.check("output", rules, [source.text[-self.window:]])[0]
+                    stage = "generate"
+                    if decision.action in STREAM_STOPPING:
+                        self.stopped = True
+                        break
+                    released = decision
+                    for piece in held:
+                        shown.append(piece)
+                        yield piece
+                    held = []
+            finally:
+                source.close()
+            stage = "output"
+            text = source.text
+            final = guard.checker.check("output", rules, [text])[0]
+            generation = Generation(content=text, params=source.params, watermarked=source.watermarked)
+            rec = guard.records.build(self.generator, prompt, prompt_decision, final, generation=generation,
+                                      content=text, params=self.params,
+                                      stream="stopped" if self.stopped else "completed")
+            if rec.verdict != "block":
+                for piece in held:
+                    shown.append(piece)
+                    yield piece
+            self.result = guard.commit(self.generator, [], [(rec, None if rec.verdict == "block" else text)])[0]
+        except GeneratorExit:  # the consumer stopped reading
+            self._log_early(prompt, prompt_decision, released, shown, source, None, stage)
+            raise
+        except Exception as exc:
+            self._log_early(prompt, prompt_decision, released, shown, source, exc, stage)
+            raise
+
+    def _log_early(self, prompt: str, prompt_decision: Decision, released: Decision, shown: list[str], source: Any,
+                   error: BaseException | None, stage: str) -> None:
+        """Log a stream that ended before its end: what it had shown, judged by the check that released it."""
+        text = "".join(shown) if shown else None
+        generation = None
+        if text is not None:
+            generation = Generation(content=text, params=getattr(source, "params", self.params),
+                                    watermarked=getattr(source, "watermarked", False))
+        rec = self.guard.records.build(self.generator, prompt, prompt_decision, released, generation=generation,
+                                       content=text, params=self.params, error=error, error_stage=stage,
+                                       stream=None if error is not None else "abandoned")
+        self.result = self.guard.commit(self.generator, [], [(rec, None if rec.verdict == "block" else text)])[0]
