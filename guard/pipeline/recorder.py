@@ -87,8 +87,9 @@ class RecordBuilder:
             where = {"generator": generator.info.model_id} if error_stage == "generate" else {}
             errors.append({"stage": error_stage, **where, "error": one_line(error)})
         extra: dict[str, Any] = {}
-        if isinstance(content, str):
-            extra.update(text_signals(content, output_decision.scores))
+        if generation is not None and isinstance(generation.content, str):
+            extra.update(text_signals(generation.content, output_decision.scores,
+                                      named=content if isinstance(content, str) else None))
         if input_image is not None:
             extra["input_image"] = input_image
         if generation is None:

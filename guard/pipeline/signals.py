@@ -33,9 +33,15 @@ from detectors.bias.mentions import MentionFinder, default_finder
 BIAS_VERSION = 1
 
 
-def text_signals(text: str, scores: Iterable[Score | Mapping[str, Any]]) -> dict[str, Any]:
-    """What the pipeline puts in ``record.extra`` for a text output: ``bias`` and ``minhash``."""
-    return {"bias": bias_signals(text, scores), "minhash": minhash_signals(text)}
+def text_signals(generated: str, scores: Iterable[Score | Mapping[str, Any]], *,
+                 named: str | None = None) -> dict[str, Any]:
+    """What the pipeline puts in ``record.extra`` for a text output.
+
+    ``bias`` is computed on the text as generated, so an output whose biased sentence was redacted still counts
+    under the group it named; ``minhash`` on ``named``, the text the record's artifact hash names (what was
+    handed back, e.g. after redaction; by default the generated text), so ``guard trace`` finds the text users got.
+    """
+    return {"bias": bias_signals(generated, scores), "minhash": minhash_signals(generated if named is None else named)}
 
 
 def minhash_signals(text: str) -> dict[str, str]:
