@@ -83,6 +83,7 @@ class AuditData:
     by_hour: Counter = field(default_factory=Counter)  # (YYYY-MM-DDTHH, verdict) -> n
     verdicts: Counter = field(default_factory=Counter)  # (category, verdict) -> n
     actions: Counter = field(default_factory=Counter)  # (category, action) -> n
+    fired: Counter = field(default_factory=Counter)  # (rule, detector, label, stage, action) -> n: why the verdicts
     scores: dict[tuple[str, str, str], ScoreStats] = field(default_factory=lambda: defaultdict(ScoreStats))
     delivered: Counter = field(default_factory=Counter)  # category -> outputs handed back (not blocked)
     watermarked: Counter = field(default_factory=Counter)  # (category, scheme) -> delivered outputs with a mark
@@ -131,6 +132,8 @@ class AuditData:
             "volume_by_hour": [{"hour": h, "verdict": v, "count": n} for (h, v), n in sorted(self.by_hour.items())],
             "verdicts": [{"category": c, "verdict": v, "count": n} for (c, v), n in sorted(self.verdicts.items())],
             "actions": [{"category": c, "action": a, "count": n} for (c, a), n in sorted(self.actions.items())],
+            "rules_fired": [{"rule": r, "detector": d, "label": label, "stage": s, "action": a, "count": n}
+                            for (r, d, label, s, a), n in self.fired.most_common()],
             "scores": [{"detector": d, "label": label, "stage": s, **st.to_dict()}
                        for (d, label, s), st in sorted(self.scores.items())],
             "marking": self.marking(),
@@ -182,6 +185,10 @@ def _add(data: AuditData, record: dict[str, Any]) -> None:
     data.verdicts[(cat, verdict)] += 1
     for action in record.get("actions") or []:
         data.actions[(cat, _DIGITS.sub("N", action))] += 1  # "gave up after 3 attempts" and "after 5" are one kind
+    for v in record.get("violations") or []:
+        label = v.get("label") if "fail" not in v else f"(failed, fail: {v.get('fail')})"
+        data.fired[(v.get("rule", "?"), v.get("detector") or v.get("rule", "?"), label, v.get("stage", "?"),
+                    v.get("action", "?"))] += 1
     for s in record.get("scores") or []:
         data.scores[(s.get("detector", "?"), s.get("label", "?"), s.get("stage", "?"))].add(float(s.get("value", 0)))
     errors = record.get("errors") or []

@@ -130,6 +130,10 @@ def render_html(data: AuditData, charts: dict[str, str | None], *, title: str = 
         _table(["category", "action", "records"], [[r["category"], r["action"], r["count"]] for r in d["actions"]],
                {2}) if d["actions"] else "<p>No policy action was taken.</p>",
         f"<p>{data.regenerated} records are regenerations (attempt 2 or later).</p>",
+        "<h3>Rules that fired</h3>",
+        _table(["rule", "detector", "label", "stage", "action", "records"],
+               [[r["rule"], r["detector"], r["label"], r["stage"], r["action"], r["count"]] for r in d["rules_fired"]],
+               {5}) if d["rules_fired"] else "<p>No rule fired.</p>",
         "<h2>Score distributions</h2>",
         _figure("scores", charts.get("scores"), "histograms of detector scores"),
         _table(["detector", "label", "stage", "scores", "mean", "p50 ≤", "p95 ≤", "max"],
@@ -240,6 +244,11 @@ def render_markdown(data: AuditData, *, title: str = "Provenance audit") -> str:
         "",
         _md_table(["category", "action", "records"], [[r["category"], r["action"], r["count"]] for r in d["actions"]])
         if d["actions"] else "No policy action was taken.",
+        "",
+        "## Rules that fired",
+        _md_table(["rule", "detector", "label", "stage", "action", "records"],
+                  [[r["rule"], r["detector"], r["label"], r["stage"], r["action"], r["count"]]
+                   for r in d["rules_fired"]]) if d["rules_fired"] else "No rule fired.",
         "",
         "## Scores",
         _md_table(["detector", "label", "stage", "scores", "mean", "p95 ≤", "max"],

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Show records (one by index or id, or the latest ones) and the log's size and latest checkpoint."""
+        from rich.markup import escape
         from rich.table import Table
 
         plog = open_existing_log(log)
@@ -83,6 +84,9 @@ def register(app: typer.Typer) -> None:
                 table.add_row(str(r["index"]), r["created_at"], r["media_type"].split(";")[0], r["verdict"],
                               str((r.get("generator") or {}).get("model_id")), r["record_id"])
             c.print(table)
+            for r in records:  # why each verdict: the rules that fired
+                for line in _why(r):
+                    c.print(f"{r['index']}: {escape(line)}", soft_wrap=True)
 
         emit(data, as_json, human)
 
@@ -197,3 +201,18 @@ def register(app: typer.Typer) -> None:
         if out:
             emit({"exported": count, "format": fmt, "out": str(out)}, as_json,
                  lambda c: stderr.print(f"exported {count} records to {out}"))
+
+
+def _why(record: dict) -> list[str]:
+    """The rules that fired on a record, one line each (``violations``; the error when the attempt raised)."""
+    lines = []
+    for v in record.get("violations") or []:
+        if "fail" in v:
+            lines.append(f"{v.get('stage')} {v.get('rule')} failed (fail: {v['fail']}) → {v.get('action')}")
+        else:
+            score = v.get("score")
+            score = f"{score:.3g}" if isinstance(score, (int, float)) else str(score)
+            lines.append(f"{v.get('stage')} {v.get('detector')}:{v.get('label')} {score} ≥ {v.get('threshold')} → "
+                         f"{v.get('action')}")
+    return lines + [f"{e.get('stage')} error: {e.get('error')}" for e in record.get("errors") or []
+                    if e.get("stage") == "generate"]

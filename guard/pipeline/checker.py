@@ -32,14 +32,25 @@ def violated(thresholds: Mapping[str, float], scores: Iterable[Score]) -> list[S
 
 @dataclass(frozen=True)
 class Violation:
-    """One score of one item that crossed its rule's threshold at one stage."""
+    """A rule that fired on one item at one stage: a score crossed its threshold, or (``fail`` set) no scorer could
+    score the item and the rule's ``fail`` setting decided."""
 
     rule: DetectorRule
     stage: str
-    detector: str  # the scorer that produced the score: the rule's detector, or its fallback
-    label: str
-    score: float
-    threshold: float
+    action: Action  # what the rule called for: its action, or its fail action
+    detector: str | None = None  # the scorer whose score crossed: the rule's detector, or its fallback
+    label: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    fail: str | None = None  # "closed" | "open" when the rule fired because its detector failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the record names it (``ProvenanceRecord.violations``)."""
+        out: dict[str, Any] = {"rule": self.rule.detector, "stage": self.stage, "action": self.action.value}
+        if self.fail is not None:
+            return {**out, "fail": self.fail}
+        return {**out, "detector": self.detector, "label": self.label, "score": self.score,
+                "threshold": self.threshold}
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,8 @@ class Checker:
                 for i, item_scores in zip(accepted, batch):
                     scores[i] += [{**s.to_dict(), "stage": stage} for s in item_scores]
                     hits = violated(rule.thresholds, item_scores)
-                    found[i] += [Violation(rule, stage, s.detector, s.label, s.value, rule.thresholds[s.label])
-                                 for s in hits]
+                    found[i] += [Violation(rule, stage, rule.action, s.detector, s.label, s.value,
+                                           rule.thresholds[s.label]) for s in hits]
                     if hits:
                         actions[i] = _more_severe(actions[i], rule.action)
                 for i in pending:
@@ -126,6 +137,7 @@ class Checker:
             on_failure = Action.block if rule.fail == "closed" else Action.flag
             for i in pending:  # configured for these items, and nothing scored them
                 actions[i] = _more_severe(actions[i], on_failure)
+                found[i].append(Violation(rule, stage, on_failure, fail=rule.fail))
         return [Decision(a, tuple(v), tuple(s), tuple(e)) for a, v, s, e in zip(actions, found, scores, errors)]
 
     def redacted(self, decision: Decision, content: Any) -> tuple[Decision, Any]:
@@ -144,7 +156,7 @@ class Checker:
     def _redact(self, decision: Decision, content: Any) -> str | None:
         if not isinstance(content, str):
             return None
-        rules = {id(v.rule): v.rule for v in decision.violations if v.rule.action is Action.redact}
+        rules = {id(v.rule): v.rule for v in decision.violations if v.action is Action.redact}
         sentences = _SENTENCE_END.split(content)
         bad = [False] * len(sentences)
         for rule in rules.values():

@@ -108,6 +108,7 @@ class RecordBuilder:
             prompt=prompt_record,
             scores=list(prompt_decision.scores + output_decision.scores),
             errors=errors,
+            violations=[v.to_dict() for v in prompt_decision.violations + output_decision.violations],
             actions=actions,
             attempt=attempt,
             parent=parent.record_id if parent is not None else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.errors import GuardError
@@ -60,6 +61,7 @@ class GuardedStream:
         guard, rules = self.guard, self.guard.policy.stages.output
         prompt, prompt_decision = self.prompt, Decision()
         released = Decision()  # the output check that released the text shown so far
+        stopping = Decision()  # the output check that stopped the stream, if one did
         shown: list[str] = []
         source = None
         stage = "prompt"
@@ -81,7 +83,7 @@ class GuardedStream:
                     decision = guard.checker.check("output", rules, [source.text[-self.window:]])[0]
                     stage = "generate"
                     if decision.action in STREAM_STOPPING:
-                        self.stopped = True
+                        self.stopped, stopping = True, decision
                         break
                     released = decision
                     for piece in held:
@@ -93,6 +95,10 @@ class GuardedStream:
             stage = "output"
             text = source.text
             final = guard.checker.check("output", rules, [text])[0]
+            if self.stopped:  # why it stopped comes first; the check of the whole text may name more
+                named = {(v.rule.detector, v.label) for v in stopping.violations}
+                final = replace(final, violations=stopping.violations + tuple(
+                    v for v in final.violations if (v.rule.detector, v.label) not in named))
             generation = Generation(content=text, params=source.params, watermarked=source.watermarked)
             rec = guard.records.build(self.generator, prompt, prompt_decision, final, generation=generation,
                                       content=text, params=self.params,

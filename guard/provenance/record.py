@@ -56,6 +56,8 @@ class ProvenanceRecord:
     prompt: dict[str, Any] = field(default_factory=lambda: {"storage": "none"})
     scores: list[dict[str, Any]] = field(default_factory=list)  # Score.to_dict() plus "stage"
     errors: list[dict[str, Any]] = field(default_factory=list)  # detector failures: detector, stage, error
+    # Why the verdict: each rule that fired (rule, detector, label, score, threshold, stage, action; or fail).
+    violations: list[dict[str, Any]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)  # what the policy did, in order
     attempt: int = 1
     parent: RecordId | None = None  # the earlier attempt this one regenerates, or the source of an edit
