@@ -60,10 +60,11 @@ class Fallback(_Strict):
 class DetectorRule(_Strict):
     """One detector at one stage: thresholds per label, the action on violation and on failure.
 
-    When the detector fails at run time (its model or device is not available here, or it crashes),
-    ``fallback`` (if set) scores instead, against the same thresholds, and the record names the scorer that
-    produced each score; without a fallback, or when it fails too, ``fail`` decides. A ``GuardError`` about the
-    call or the configuration (an unusable input, bad detector options) is raised to the caller instead.
+    When the detector fails at run time (it cannot be built: bad options, model files missing; its model or
+    device is not available here; or it crashes), ``fallback`` (if set) scores instead, against the same
+    thresholds, and the record names the scorer that produced each score; without a fallback, or when it fails
+    too, ``fail`` decides. A ``GuardError`` about the call (an unusable input met while scoring) is raised to the
+    caller instead, after the attempt is logged.
     """
 
     detector: str

@@ -113,13 +113,16 @@ class Checker:
             for name, options in scorers:
                 if not pending:
                     break
+                # A detector failing is a policy matter (fall back, or fail closed/open), and so is one that cannot
+                # be built (bad options, missing model files): the same thing to whoever reads the record.
+                detector = None
                 try:
                     detector = self.detector(name, options)
                     accepted = [i for i in pending if kinds[i] in detector.modalities]
                     batch = detector.score([items[i] for i in accepted]) if accepted else []
-                except Exception as exc:  # a detector failing is a policy matter: fall back, or fail closed/open
-                    if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
-                        raise  # bad input or configuration; a model missing here is the policy's matter
+                except Exception as exc:
+                    if detector is not None and _bad_input(exc):
+                        raise  # bad input met while scoring (e.g. an unreadable image) is the caller's to see
                     for i in pending:
                         errors[i].append({"detector": name, "stage": stage, "error": one_line(exc)})
                     continue
@@ -165,6 +168,11 @@ class Checker:
         if not any(bad):
             return None
         return " ".join(REDACTION if b else s for s, b in zip(sentences, bad))
+
+
+def _bad_input(exc: Exception) -> bool:
+    """A ``GuardError`` about the call (an unusable input), as opposed to a model or device missing here."""
+    return isinstance(exc, GuardError) and not isinstance(exc, UnavailableError)
 
 
 def _more_severe(a: Action, b: Action) -> Action:
