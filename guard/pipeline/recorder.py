@@ -68,7 +68,8 @@ class RecordBuilder:
         """The record of one attempt.
 
         ``generation`` is None when nothing was generated (the prompt was blocked, or generating failed);
-        ``content`` is what is handed back (the redacted text, or None when the output cannot be handed back).
+        ``content`` is the output the record names: the generation after redaction, or None when there is none
+        (nothing generated, or a redaction that could not be localised).
         ``stream`` says how a stream ended (None outside a stream). ``error`` is what an attempt raised, at
         ``error_stage``.
         """
