@@ -40,7 +40,7 @@ class _Strict(BaseModel):
 
 def _known_detector(name: str) -> str:
     """A field check, so that an error names the line of the ``detector:`` that is wrong."""
-    from guard.pipeline.registry import available
+    from detectors.registry import available
 
     known = available()
     if name not in known:

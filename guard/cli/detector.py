@@ -77,7 +77,7 @@ def detector_options(
 def build_detector(options: dict[str, Any], **overrides: Any):
     """A ``DeepfakeDetector`` with its model loaded now, so bad options and missing model files are reported before
     any image is read (the registry and the detector raise them as ``GuardError``s)."""
-    from guard.pipeline import registry
+    from detectors import registry
 
     detector = registry.create(DETECTOR, {**options, **overrides})
     detector.backend()

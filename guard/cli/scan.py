@@ -40,7 +40,7 @@ from core.errors import Finding, InputError
 
 def _rules(policy: str | None, cli_options: dict[str, Any]):
     """Image and text rules from the policy, plus the deepfake detector configured on the command line."""
-    from guard.pipeline import registry as detection
+    from detectors import registry as detection
     from guard.pipeline.checker import Checker
     from guard import policy as policies
     from guard.audit.scan import Rule

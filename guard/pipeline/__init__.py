@@ -3,9 +3,10 @@
 ``guard.Guard`` is the entry point (``guard.py``, with ``stream.py`` for streamed text); the parts it composes
 each have one job:
 
-- ``checker``: runs the policy's detectors over a stage's items and returns frozen decisions (also used by
-  ``guard scan`` and ``guard bias-audit``); ``registry`` finds detectors by name;
+- ``checker``: runs the policy's detectors (found by name in ``detectors.registry``) over a stage's items and
+  returns frozen decisions (also used by ``guard scan`` and ``guard bias-audit``);
 - ``recorder``: decides the verdict and builds the complete, frozen provenance record of each attempt;
 - ``signals``: what a text record keeps of the text (MinHash sketch, groups mentioned), built from ``detectors/``;
-- ``finisher``: watermarks and signs what is handed back.
+- ``finisher``: watermarks and signs what is handed back;
+- ``stream``: streamed text, released only once checked.
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import GuardError, UnavailableError
 from detectors.base import Score
-from guard.pipeline import registry
+from detectors import registry
 from guard.policy import Action, DetectorRule
 from guard.provenance import artifact as artifacts
 

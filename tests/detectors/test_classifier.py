@@ -60,7 +60,7 @@ def test_missing_model_offline_is_unavailable(monkeypatch, tmp_path):
 
 
 def test_found_by_name_with_policy_options(classifier_dir):
-    from guard.pipeline import registry as detection
+    from detectors import registry as detection
 
     detector = detection.create("classifier", {"model": str(classifier_dir), "labels": {"toxic": "toxicity"}})
     assert [s.label for s in detector.score(["x"])[0]] == ["toxicity"]

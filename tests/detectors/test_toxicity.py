@@ -141,7 +141,7 @@ def test_bad_options_are_refused(tmp_path):
 
 
 def test_found_by_name_through_the_entry_point(detoxify_files):
-    from guard.pipeline import registry as detection
+    from detectors import registry as detection
 
     detector = detection.create("toxicity", {"checkpoint": str(detoxify_files.checkpoint),
                                              "config_dir": str(detoxify_files.config_dir)})

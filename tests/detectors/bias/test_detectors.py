@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.bias.regard import CLASSES, TransformersRegard, VaderRegard, regard_scorer
-from guard.pipeline import registry as detection
+from detectors import registry as detection
 
 
 def test_vader_regard_follows_vaders_own_convention():

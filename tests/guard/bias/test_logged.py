@@ -9,7 +9,7 @@ from guard.provenance.record import ProvenanceRecord
 
 
 def test_signals_for_one_output_from_real_detectors(detoxify_files):
-    from guard.pipeline import registry as detection
+    from detectors import registry as detection
 
     text = "Muslim women and MUSLIMS were attacked, the old man said."
     toxicity = detection.create("toxicity", {"checkpoint": str(detoxify_files.checkpoint),

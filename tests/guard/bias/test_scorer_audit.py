@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from guard.pipeline import registry as detection
+from detectors import registry as detection
 from guard.bias.audit import DetectorScorer
 from guard.bias.scorer_audit import audit_scorer
 

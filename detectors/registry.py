@@ -1,7 +1,8 @@
-"""Resolve detector names from a policy to detector objects, through the ``genguard.detectors`` entry points.
+"""Detectors by the name a policy uses, through the ``genguard.detectors`` entry points (pyproject.toml), so other
+packages can add their own.
 
-Building is all this module does; keeping built detectors is the job of whoever uses them (a ``Checker`` holds
-the ones its ``Guard`` runs), so no model outlives its user.
+Building is all this module does; keeping built detectors is the job of whoever uses them (the guard pipeline's
+``Checker`` holds the ones its ``Guard`` runs), so no model outlives its user.
 """
 
 from __future__ import annotations
