@@ -190,10 +190,10 @@ def create_app(config: ReviewConfig):
     review = Review(config)
     templates = _templates()
 
-    def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    def render(request: Request, name: str, code: int = 200, **context: Any) -> Response:
         session = getattr(request.state, "session", None)
         return templates.TemplateResponse(request, name, {"session": session, "log": review.log, **context},
-                                          status_code=status)
+                                          status_code=code)
 
     def secure(request: Request) -> bool:
         return request.url.scheme == "https"
@@ -392,7 +392,7 @@ def create_app(config: ReviewConfig):
             "fired_note": why, "thresholds": thresholds, "ancestors": ancestors,
             "decisions": [c for c in children if is_decision(c)],
             "descendants": [c for c in children if not is_decision(c)],
-            "status": review.store.status_of(index), "policy_known": policy is not None,
+            "review_status": review.store.status_of(index), "policy_known": policy is not None,
         }
 
     @signed_in()
