@@ -66,7 +66,7 @@ class Review:
         self.book = PolicyBook.load(config.policies)
         self.reports = Reports(self.log, self.keys, self_test=config.self_test)
         self.verify_limit = RateLimiter(config.verify_per_minute, burst=max(1, config.verify_per_minute // 2))
-        self.signin_limit = RateLimiter(config.signin_per_minute, burst=max(1, config.signin_per_minute // 2))
+        self.signin_limit = RateLimiter(config.signin_per_minute)
         self.verify_slots = asyncio.Semaphore(config.verify_workers)
         self._stop = threading.Event()
         self._indexer: threading.Thread | None = None
@@ -520,7 +520,9 @@ def create_app(config: ReviewConfig):
         upload, envelope = form.get("file"), form.get("envelope")
         if upload is None or not hasattr(upload, "read"):
             raise InputError("choose a file to verify (form field 'file')")
-        data = await upload.read()
+        data = await upload.read(review.config.max_upload_bytes + 1)
+        if len(data) > review.config.max_upload_bytes:
+            raise HTTPException(413, f"the file is larger than {review.config.max_upload_bytes:,} bytes")
         if not data:
             raise InputError("the uploaded file is empty")
         envelope_data = await envelope.read() if envelope is not None and hasattr(envelope, "read") else None
@@ -593,6 +595,6 @@ def create_app(config: ReviewConfig):
     uploads = ("/verify", "/api/verify")
 
     def limit_for(path: str) -> int:
-        return config.max_upload_bytes + 64 * 1024 if path in uploads else FORM_LIMIT
+        return 2 * config.max_upload_bytes + FORM_LIMIT if path in uploads else FORM_LIMIT  # file + envelope
 
     return Guardrails(app, limit_for=limit_for)

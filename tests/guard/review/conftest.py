@@ -25,6 +25,6 @@ def start(review_log, **options):
 
 @pytest.fixture(scope="module")
 def server(review_log):
-    live = start(review_log, verify_per_minute=600)
+    live = start(review_log, verify_per_minute=600, signin_per_minute=600)
     yield live
     live.stop()

@@ -63,6 +63,7 @@ class Response:
     headers: dict[str, str]
     body: bytes
     url: str
+    set_cookies: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -94,9 +95,11 @@ class Client:
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
         try:
             with self.opener.open(req, timeout=60) as r:
-                return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read(), r.url)
+                return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read(), r.url,
+                                r.headers.get_all("set-cookie") or [])
         except urllib.error.HTTPError as e:
-            return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read(), e.url)
+            return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read(), e.url,
+                            e.headers.get_all("set-cookie") or [])
 
     def get(self, path: str) -> Response:
         return self.request("GET", path)
