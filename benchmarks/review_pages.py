@@ -43,6 +43,7 @@ PAGES = {
     "model = Qwen": "/log?model=Qwen/Qwen2.5-0.5B-Instruct",
     "toxicity >= 0.5": "/log?detector=toxicity&label=toxicity/toxicity&score_min=0.5",
     "copyright >= 0.55": "/log?detector=copyright&score_min=0.55",
+    "toxicity >= 0.9 (rare: partial pages)": "/log?detector=toxicity&label=toxicity/toxicity&score_min=0.9",
     "one day, 20 days ago": "/log?since=2025-05-11T00:00:00&until=2025-05-12T00:00:00",
     "flag + text + Qwen + toxicity >= 0.3": "/log?verdict=flag&kind=text&model=Qwen/Qwen2.5-0.5B-Instruct"
                                             "&detector=toxicity&score_min=0.3",
@@ -152,7 +153,8 @@ def time_pages(base: str, repeat: int) -> dict[str, list[float]]:
 
 
 def naive(url: str) -> dict[str, tuple[float, float]]:
-    """(naive seconds, review index seconds) for the 25th page and for a score filter, in SQL."""
+    """(naive seconds, review index seconds) for the same rows: a deep page by OFFSET against the keyset page that
+    starts there, and a score filter by parsing every record's JSON against the score index."""
     from sqlalchemy import text
 
     from guard.provenance.log import ProvenanceLog
@@ -165,12 +167,16 @@ def naive(url: str) -> dict[str, tuple[float, float]]:
              "WHERE s->>'detector' = 'copyright')" if pg else
              "(SELECT max(json_extract(s.value, '$.value')) FROM json_each(CAST(body AS TEXT), '$.scores') s "
              "WHERE json_extract(s.value, '$.detector') = 'copyright')")
+    newest = "ORDER BY created_at DESC, idx DESC"
+    with log.engine.connect() as conn:  # where page 4,001 starts (not timed)
+        cursor = tuple(conn.execute(text(f"SELECT created_at, idx FROM guard_records {newest} LIMIT 1 OFFSET 199999")
+                                    ).one())
     queries = {
-        "page 25 of 50 rows": ("SELECT idx, body FROM guard_records ORDER BY created_at DESC, idx DESC "
-                               "LIMIT 50 OFFSET 1200", None),
-        "copyright >= 0.55, first page": (f"SELECT idx, body FROM guard_records WHERE {score} >= 0.55 "
-                                          "ORDER BY created_at DESC, idx DESC LIMIT 50",
-                                          ListQuery(detector="copyright", score_min=0.55)),
+        "page 4,001 (OFFSET 200,000 vs keyset)": (f"SELECT idx, body FROM guard_records {newest} LIMIT 50 OFFSET 200000",
+                                                  ListQuery(before=(cursor[0], int(cursor[1])))),
+        "copyright >= 0.55, first page (JSON vs score index)": (
+            f"SELECT idx, body FROM guard_records WHERE {score} >= 0.55 {newest} LIMIT 50",
+            ListQuery(detector="copyright", score_min=0.55)),
     }
     out = {}
     for name, (sql, query) in queries.items():
@@ -178,19 +184,10 @@ def naive(url: str) -> dict[str, tuple[float, float]]:
         with log.engine.connect() as conn:
             naive_rows = conn.execute(text(sql)).all()
         naive_s = time.perf_counter() - t
-        if query is None:  # walk 25 keyset pages
-            t = time.perf_counter()
-            q = ListQuery()
-            for _ in range(25):
-                page = store.page(q)
-                q = ListQuery(before=page.older)
-            ours_s = time.perf_counter() - t
-            assert [r.index for r in page.rows] == [int(r[0]) for r in naive_rows]
-        else:
-            t = time.perf_counter()
-            page = store.page(query)
-            ours_s = time.perf_counter() - t
-            assert [r.index for r in page.rows] == [int(r[0]) for r in naive_rows]
+        t = time.perf_counter()
+        page = store.page(query)
+        ours_s = time.perf_counter() - t
+        assert [r.index for r in page.rows] == [int(r[0]) for r in naive_rows], name
         out[name] = (naive_s, ours_s)
     log.close()
     return out

@@ -45,6 +45,7 @@ class ReviewConfig:
     checkpoint_decisions: bool = True  # sign a checkpoint after each decision (needs the log's private key)
     self_test: bool = True  # compliance pages measure the image watermark (as `guard compliance` does)
     index_every_s: float = 2.0  # how often the background thread catches the review index up with the log
+    password_profile: str = "RFC_9106_LOW_MEMORY"  # argon2-cffi parameters (tests use the cheapest)
 
 
 class Review:
@@ -60,7 +61,7 @@ class Review:
         check_public_fields(config.public_fields)
         self.log = open_existing_log(config.log)
         self.store = ReviewStore(self.log)
-        self.accounts = Accounts(self.store)
+        self.accounts = Accounts(self.store, profile=config.password_profile)
         keys = KeyStore(config.keys)
         self.keys = keys if keys.directory.is_dir() else None
         self.book = PolicyBook.load(config.policies)
@@ -349,7 +350,8 @@ def create_app(config: ReviewConfig):
 
             rules = {row.index: fired_rules(row.record, review.book) for row in page.rows}
         return render(request, "list.html", rows=page.rows, links=paging(path, form, page), form=form, facets=facets,
-                      incidents=incidents, path=path, lag=lag, size=size, rules=rules)
+                      incidents=incidents, path=path, lag=lag, size=size, rules=rules, scanned_to=page.scanned_to,
+                      budget=review.store.scan_budget)
 
     @signed_in()
     async def log_page(request: Request) -> Response:

@@ -32,10 +32,13 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _hasher():
-    from argon2 import PasswordHasher
+DEFAULT_PROFILE = "RFC_9106_LOW_MEMORY"  # argon2id, t=3, 64 MiB, p=4: argon2-cffi's default
 
-    return PasswordHasher()
+
+def _hasher(profile: str):
+    from argon2 import PasswordHasher, profiles
+
+    return PasswordHasher.from_parameters(getattr(profiles, profile))
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class Session:
 class Accounts:
     """Users and sessions in the review tables of one log database."""
 
-    def __init__(self, store: ReviewStore) -> None:
+    def __init__(self, store: ReviewStore, *, profile: str = DEFAULT_PROFILE) -> None:
+        """``profile`` names an ``argon2.profiles`` parameter set; tests use ``CHEAPEST``, nothing else should."""
         self.store = store
+        self.profile = profile
         self.users = store.t["guard_review_users"]
         self.sessions = store.t["guard_review_sessions"]
         self._dummy_hash: str | None = None
@@ -78,7 +83,7 @@ class Accounts:
             raise InputError(f"role {role!r}: expected one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             raise InputError(f"the password is {len(password)} characters; use at least {MIN_PASSWORD}")
-        row = {"username": username, "password_hash": _hasher().hash(password), "role": role, "active": 1,
+        row = {"username": username, "password_hash": _hasher(self.profile).hash(password), "role": role, "active": 1,
                "created_at": _iso(_now())}
         with self.store.engine.begin() as conn:
             exists = conn.execute(select(self.users.c.username).where(self.users.c.username == username)).first()
@@ -128,7 +133,7 @@ class Accounts:
         from argon2.exceptions import InvalidHashError, VerificationError
         from sqlalchemy import select
 
-        hasher = _hasher()
+        hasher = _hasher(self.profile)
         username = username.strip().lower()
         with self.store.engine.connect() as conn:
             row = conn.execute(select(self.users.c.password_hash, self.users.c.active)

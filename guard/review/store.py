@@ -27,6 +27,7 @@ SCHEMA_VERSION = "1"
 ALL_LABELS = "*"  # the score row that holds a detector's highest score over all its labels
 PG_LOCK_KEY = 0x72657669  # "revi": sequences catching up across review servers on PostgreSQL
 PAGE_SIZES = (25, 50, 100, 200)
+SCAN_BUDGET = 20_000  # index entries one page may examine: bounds a page's time whatever its filters
 KINDS = ("text", "image", "other", "review")
 
 
@@ -57,7 +58,9 @@ def _tables(md):
         Column("value", Float, nullable=False),  # the highest over stages
         Column("created_at", String(40), nullable=False),
     )
-    Index("ix_guard_review_score", scores.c.detector, scores.c.label, scores.c.created_at, scores.c.idx)
+    # value last: the score filter is checked inside the index, without reading the rows
+    Index("ix_guard_review_score", scores.c.detector, scores.c.label, scores.c.created_at, scores.c.idx,
+          scores.c.value)
     Table("guard_review_values", md, Column("kind", String(16), primary_key=True),
           Column("value", String(500), primary_key=True))
     Table("guard_review_state", md, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -139,7 +142,7 @@ class Page:
     rows: list[Row]
     older: tuple[str, int] | None  # cursor for the next older page, None at the end
     newer: tuple[str, int] | None  # cursor for the next newer page, None at the start
-    lag: int = 0  # records appended to the log that the index has not caught up with yet
+    scanned_to: str | None = None  # a partial page: the search examined its budget back (or forward) to this time
 
 
 @dataclass
@@ -158,6 +161,7 @@ class ReviewStore:
 
         self.log = log
         self.engine = log.engine
+        self.scan_budget = SCAN_BUDGET
         self.tables = _tables(MetaData())
         self.t = self.tables.tables
         self.tables.create_all(self.engine)
@@ -325,59 +329,78 @@ class ReviewStore:
         return out
 
     def page(self, q: ListQuery) -> Page:
-        """One page of records, newest first, filtered; reads O(page) index entries when the filters are selective
-        on one indexed column, and the record bodies of the rows shown."""
+        """One page of records, newest first (``q.after``: oldest first from there, shown newest first).
+
+        Work is bounded whatever the filters: one index is read in the page's order (the score index when a
+        detector is asked for, else the index of the most selective equality filter, else time), at most
+        ``scan_budget`` entries of it, and the other filters are checked on those candidates. When the budget runs
+        out before the page is full, the page is partial: ``older`` continues from the last candidate examined and
+        ``scanned_to`` says how far back the search got.
+        """
         from sqlalchemy import and_, not_, select
 
         q = q.validate()
         r, s = self.t["guard_review_records"], self.t["guard_review_scores"]
-        cond = []
+        outer = []
         if q.detector:
-            # Drive from the score index: its (detector, label, created_at, idx) order is the page's order.
-            base = select(r.c.idx, r.c.created_at, r.c.status).select_from(s.join(r, r.c.idx == s.c.idx))
-            cond += [s.c.detector == q.detector, s.c.label == (q.label or ALL_LABELS)]
-            if q.score_min is not None:
-                cond.append(s.c.value >= q.score_min)
-            if q.score_max is not None:
-                cond.append(s.c.value <= q.score_max)
-            time_col, idx_col = s.c.created_at, s.c.idx
+            drive = [s.c.detector == q.detector, s.c.label == (q.label or ALL_LABELS)]
+            time_col, idx_col, cols = s.c.created_at, s.c.idx, (s.c.idx, s.c.created_at, s.c.value)
         else:
-            base = select(r.c.idx, r.c.created_at, r.c.status)
-            time_col, idx_col = r.c.created_at, r.c.idx
+            equal = [(c, v) for c, v in ((r.c.status, q.status), (r.c.verdict, q.verdict), (r.c.model_id, q.model),
+                                          (r.c.incident, 1 if q.incident else None), (r.c.kind, q.kind))
+                     if v is not None]
+            drive = [equal[0][0] == equal[0][1]] if equal else []
+            time_col, idx_col, cols = r.c.created_at, r.c.idx, (r.c.idx, r.c.created_at)
         if q.since:
-            cond.append(time_col >= q.since)
+            drive.append(time_col >= q.since)
         if q.until:
-            cond.append(time_col < q.until)
-        for column, value in ((r.c.verdict, q.verdict), (r.c.kind, q.kind), (r.c.model_id, q.model),
-                              (r.c.status, q.status)):
-            if value is not None:
-                cond.append(column == value)
-        if q.incident:
-            cond.append(r.c.incident == 1)
+            drive.append(time_col < q.until)
         newest_first = q.after is None
         if q.before is not None:
             t, i = q.before
-            cond += [time_col <= t, not_(and_(time_col == t, idx_col >= i))]
+            drive += [time_col <= t, not_(and_(time_col == t, idx_col >= i))]
         elif q.after is not None:
             t, i = q.after
-            cond += [time_col >= t, not_(and_(time_col == t, idx_col <= i))]
+            drive += [time_col >= t, not_(and_(time_col == t, idx_col <= i))]
         order = (time_col.desc(), idx_col.desc()) if newest_first else (time_col.asc(), idx_col.asc())
-        stmt = base.where(*cond).order_by(*order).limit(q.limit + 1)
+        candidates = select(*cols).where(*drive).order_by(*order).limit(self.scan_budget).subquery()
+        c = candidates.c
+        if q.score_min is not None:
+            outer.append(c.value >= q.score_min)
+        if q.score_max is not None:
+            outer.append(c.value <= q.score_max)
+        for column, value in ((r.c.status, q.status), (r.c.verdict, q.verdict), (r.c.model_id, q.model),
+                              (r.c.kind, q.kind)):
+            if value is not None:
+                outer.append(column == value)
+        if q.incident:
+            outer.append(r.c.incident == 1)
+        c_order = (c.created_at.desc(), c.idx.desc()) if newest_first else (c.created_at.asc(), c.idx.asc())
+        stmt = (select(r.c.idx, r.c.created_at, r.c.status).select_from(candidates.join(r, r.c.idx == c.idx))
+                .where(*outer).order_by(*c_order).limit(q.limit + 1))
+        scanned_to = None
         with self.engine.connect() as conn:
             hits = conn.execute(stmt).all()
-            more = len(hits) > q.limit
+            full = len(hits) > q.limit
             hits = hits[:q.limit]
+            last = None
+            if not full:  # did the budget run out before the candidates did?
+                last = conn.execute(select(time_col, idx_col).where(*drive).order_by(*order)
+                                    .offset(self.scan_budget - 1).limit(1)).first()
             if not newest_first:
                 hits.reverse()
             bodies = self._bodies(conn, [int(h.idx) for h in hits])
         rows = [Row(int(h.idx), h.created_at, h.status, bodies.get(int(h.idx), {})) for h in hits]
+        if last is not None:
+            scanned_to = last[0]
+        further = (last[0], int(last[1])) if last is not None else None
         if newest_first:
-            older = (rows[-1].created_at, rows[-1].index) if more and rows else None
+            older = (rows[-1].created_at, rows[-1].index) if full else further
             newer = (rows[0].created_at, rows[0].index) if q.before is not None and rows else None
         else:
-            older = (rows[-1].created_at, rows[-1].index) if rows else None
-            newer = (rows[0].created_at, rows[0].index) if more and rows else None
-        return Page(rows, older, newer)
+            older = (rows[-1].created_at, rows[-1].index) if rows else q.after
+            newer = (rows[0].created_at, rows[0].index) if full else further
+        return Page(rows, older, newer, scanned_to=scanned_to)
 
     def _bodies(self, conn, indices: list[int]) -> dict[int, dict[str, Any]]:
         if not indices:

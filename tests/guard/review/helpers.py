@@ -144,6 +144,7 @@ def build_review_log(folder: Path, log_url: str | None = None) -> ReviewLog:
     from PIL import Image
     from skimage import data as bundled
 
+    from generators.callable import CallableGenerator
     from guard.pipeline.guard import Guard
     from guard.provenance.record import ProvenanceRecord
     from guard.review.auth import Accounts
@@ -157,16 +158,20 @@ def build_review_log(folder: Path, log_url: str | None = None) -> ReviewLog:
     policy_file.write_text(POLICY)
     log_url = log_url or str(folder / "provenance.db")
     guard = Guard(policy_file, log=log_url, keys=keys)
-    text = guard.wrap(lambda prompt: f"Thank you for asking about {prompt}. It is a lovely topic.")
+    text = guard.wrap(CallableGenerator(lambda prompt: f"Thank you for asking about {prompt}. It is a lovely topic.",
+                                        model_id="support-assistant"))
     indices: dict[str, int] = {}
     allowed = text("lighthouses")
     indices["allowed"] = allowed.index
-    polite = guard.wrap(lambda prompt: "Lighthouses guide ships safely to harbour.")
+    polite = guard.wrap(CallableGenerator(lambda prompt: "Lighthouses guide ships safely to harbour.",
+                                          model_id="support-assistant"))
     indices["flagged"] = polite("I hate this horrible, stupid question about lighthouses").index
-    indices["blocked"] = guard.wrap(lambda prompt: HOSTILE)("anything").index
+    indices["blocked"] = guard.wrap(CallableGenerator(lambda prompt: HOSTILE, model_id="support-assistant"))(
+        "anything").index
     indices["xss_prompt"] = text(XSS_PROMPT).index
     astronaut = Image.fromarray(bundled.astronaut()).resize((256, 256))
-    image = guard.wrap(lambda prompt: astronaut.copy())("an astronaut")
+    image = guard.wrap(CallableGenerator(lambda prompt: astronaut.copy(), model_id="poster-generator"))(
+        "an astronaut")
     indices["image"] = image.index
     indices["xss_label"] = guard.log.append(ProvenanceRecord(
         media_type="text/plain; charset=utf-8", generator={"name": "callable", "model_id": "hostile-classifier"},
@@ -179,7 +184,7 @@ def build_review_log(folder: Path, log_url: str | None = None) -> ReviewLog:
     text_file.write_text(allowed.text, encoding="utf-8")
     envelope_file = folder / "answer.txt.dsse.json"
     envelope_file.write_text(_json.dumps(allowed.signature))
-    accounts = Accounts(ReviewStore(guard.log))
+    accounts = Accounts(ReviewStore(guard.log), profile="CHEAPEST")  # real argon2id, test-sized
     accounts.add("admin", PASSWORD, "admin")
     accounts.add("ana", PASSWORD, "reviewer")
     guard.log.close()

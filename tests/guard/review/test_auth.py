@@ -15,16 +15,24 @@ from tests.guard.review.helpers import PASSWORD
 
 @pytest.fixture
 def accounts(log):
-    return Accounts(ReviewStore(log))
+    return Accounts(ReviewStore(log), profile="CHEAPEST")  # argon2id with test-sized parameters
 
 
-def test_passwords_are_argon2id_hashes_and_sessions_end(accounts):
+def test_passwords_are_stored_as_argon2id_with_rfc_9106_parameters(log):
     from sqlalchemy import select
 
+    accounts = Accounts(ReviewStore(log))
     accounts.add("ana", PASSWORD)
     with accounts.store.engine.connect() as conn:
         stored = conn.execute(select(accounts.users.c.password_hash)).scalar()
-    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$") and PASSWORD not in stored
+    assert accounts.authenticate("ana", PASSWORD).username == "ana"
+
+
+def test_sign_in_and_sessions_end(accounts):
+    from sqlalchemy import select
+
+    accounts.add("ana", PASSWORD)
     assert accounts.authenticate("ana", "wrong password here") is None
     assert accounts.authenticate("nobody", PASSWORD) is None
     user = accounts.authenticate("ANA ", PASSWORD)

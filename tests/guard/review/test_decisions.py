@@ -8,12 +8,11 @@ from core.errors import InputError
 from guard.audit.data import gather
 from guard.provenance.verify import verify_log
 from guard.review.decisions import REVIEW_MEDIA_TYPE, decision_record, record_decision
-from tests.guard.review.helpers import build_review_log
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    return build_review_log(tmp_path_factory.mktemp("decisions"))
+def made(review_log):
+    return review_log
 
 
 def test_a_decision_points_to_the_reviewed_leaf_and_is_verified_with_the_log(made, cli):

@@ -38,12 +38,39 @@ def _records(n: int, seed: int = 7) -> list[ProvenanceRecord]:
     return out
 
 
-@pytest.fixture
-def filled(log):
+def _fill(log):
     log.append_batch(_records(240))
     store = ReviewStore(log)
     assert store.catch_up(chunk=64).indexed == 240
     return store, [log.get(i).data for i in range(log.size())]
+
+
+@pytest.fixture
+def filled(log):
+    """A log of 240 records this test may change."""
+    return _fill(log)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared(request, tmp_path_factory):
+    """The same, built once per backend for the tests that only read."""
+    from sqlalchemy import text
+
+    from guard.provenance.log import ProvenanceLog
+    from tests.conftest import _postgres_database
+
+    if request.param == "sqlite":
+        log = ProvenanceLog(tmp_path_factory.mktemp("store") / "log.db")
+        yield _fill(log)
+        log.close()
+        return
+    admin, name, url = _postgres_database()
+    log = ProvenanceLog(url)
+    yield _fill(log)
+    log.close()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _expected(records, q: ListQuery) -> list[int]:
@@ -86,10 +113,13 @@ QUERIES = [
 ]
 
 
+@pytest.mark.parametrize("budget", [20_000, 30], ids=["budget-large", "budget-30"])
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: ",".join(f"{k}={v}" for k, v in vars(q).items()
                                                                   if v not in (None, False, 50)) or "all")
-def test_pages_match_a_full_scan_in_both_directions(filled, query):
-    store, records = filled
+def test_pages_match_a_full_scan_in_both_directions(shared, query, budget):
+    """With a small scan budget pages may come back partial, but paging still visits every match once, in order."""
+    store, records = shared
+    store.scan_budget = budget
     from dataclasses import replace
 
     want = _expected(records, query)
@@ -103,9 +133,20 @@ def test_pages_match_a_full_scan_in_both_directions(filled, query):
             break
         q = replace(query, limit=25, before=page.older)
     assert got == want
-    if len(pages) > 1:  # walking back with "newer" from the last page gives the pages again, in order
+    if budget == 20_000 and len(pages) > 1:  # walking back with "newer" from the last page gives the pages again, in order
         back = store.page(replace(query, limit=25, after=pages[-1].newer))
         assert [r.index for r in back.rows] == [r.index for r in pages[-2].rows]
+
+
+def test_a_rare_match_gives_a_partial_page_that_says_how_far_it_searched(shared):
+    store, records = shared
+    store.scan_budget = 30
+    page = store.page(ListQuery(detector="toxicity", score_min=0.97))
+    newest = sorted(records, key=lambda r: (r["created_at"], r["index"]), reverse=True)
+    assert page.scanned_to == newest[29]["created_at"]  # the 30th newest record with a toxicity score
+    assert page.older == (newest[29]["created_at"], newest[29]["index"])
+    assert len(page.rows) < 25 and all(max(s["value"] for s in r.record["scores"] if s["detector"] == "toxicity")
+                                       >= 0.97 for r in page.rows)
 
 
 def test_incident_status_follows_the_latest_decision(filled, log):
@@ -132,8 +173,8 @@ def test_rebuild_reads_the_whole_log_again(filled, log):
     assert len(store.page(ListQuery(limit=25)).rows) == 25
 
 
-def test_facets_list_what_the_log_holds(filled):
-    store, _ = filled
+def test_facets_list_what_the_log_holds(shared):
+    store, _ = shared
     facets = store.facets()
     assert set(facets["model"]) == {"m-small", "m-large"}
     assert set(facets["detector"]) == {"toxicity", "copyright"}
