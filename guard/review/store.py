@@ -341,16 +341,24 @@ class ReviewStore:
 
         q = q.validate()
         r, s = self.t["guard_review_records"], self.t["guard_review_scores"]
-        outer = []
+        equal = [(c, v) for c, v in ((r.c.status, q.status), (r.c.verdict, q.verdict), (r.c.model_id, q.model),
+                                      (r.c.incident, 1 if q.incident else None), (r.c.kind, q.kind)) if v is not None]
+        residual = []
         if q.detector:
             drive = [s.c.detector == q.detector, s.c.label == (q.label or ALL_LABELS)]
-            time_col, idx_col, cols = s.c.created_at, s.c.idx, (s.c.idx, s.c.created_at, s.c.value)
+            time_col, idx_col = s.c.created_at, s.c.idx
+            base = select(r.c.idx, r.c.created_at, r.c.status).select_from(s.join(r, r.c.idx == s.c.idx))
+            if q.score_min is not None:
+                residual.append(s.c.value >= q.score_min)
+            if q.score_max is not None:
+                residual.append(s.c.value <= q.score_max)
         else:
-            equal = [(c, v) for c, v in ((r.c.status, q.status), (r.c.verdict, q.verdict), (r.c.model_id, q.model),
-                                          (r.c.incident, 1 if q.incident else None), (r.c.kind, q.kind))
-                     if v is not None]
             drive = [equal[0][0] == equal[0][1]] if equal else []
-            time_col, idx_col, cols = r.c.created_at, r.c.idx, (r.c.idx, r.c.created_at)
+            time_col, idx_col = r.c.created_at, r.c.idx
+            base = select(r.c.idx, r.c.created_at, r.c.status)
+            equal = equal[1:]
+        # a review status is only ever set on incidents: "incident" adds nothing to it
+        residual += [c == v for c, v in equal if not (c is r.c.incident and q.status)]
         if q.since:
             drive.append(time_col >= q.since)
         if q.until:
@@ -363,44 +371,31 @@ class ReviewStore:
             t, i = q.after
             drive += [time_col >= t, not_(and_(time_col == t, idx_col <= i))]
         order = (time_col.desc(), idx_col.desc()) if newest_first else (time_col.asc(), idx_col.asc())
-        candidates = select(*cols).where(*drive).order_by(*order).limit(self.scan_budget).subquery()
-        c = candidates.c
-        if q.score_min is not None:
-            outer.append(c.value >= q.score_min)
-        if q.score_max is not None:
-            outer.append(c.value <= q.score_max)
-        for column, value in ((r.c.status, q.status), (r.c.verdict, q.verdict), (r.c.model_id, q.model),
-                              (r.c.kind, q.kind)):
-            if value is not None:
-                outer.append(column == value)
-        if q.incident:
-            outer.append(r.c.incident == 1)
-        c_order = (c.created_at.desc(), c.idx.desc()) if newest_first else (c.created_at.asc(), c.idx.asc())
-        stmt = (select(r.c.idx, r.c.created_at, r.c.status).select_from(candidates.join(r, r.c.idx == c.idx))
-                .where(*outer).order_by(*c_order).limit(q.limit + 1))
-        scanned_to = None
         with self.engine.connect() as conn:
-            hits = conn.execute(stmt).all()
+            bound = None
+            if residual:  # the last index entry this page may examine (an index-only read)
+                bound = conn.execute(select(time_col, idx_col).where(*drive).order_by(*order)
+                                     .offset(self.scan_budget - 1).limit(1)).first()
+            window = []
+            if bound is not None:
+                t, i = bound[0], int(bound[1])
+                window = ([time_col >= t, not_(and_(time_col == t, idx_col < i))] if newest_first else
+                          [time_col <= t, not_(and_(time_col == t, idx_col > i))])
+            hits = conn.execute(base.where(*drive, *window, *residual).order_by(*order).limit(q.limit + 1)).all()
             full = len(hits) > q.limit
             hits = hits[:q.limit]
-            last = None
-            if not full:  # did the budget run out before the candidates did?
-                last = conn.execute(select(time_col, idx_col).where(*drive).order_by(*order)
-                                    .offset(self.scan_budget - 1).limit(1)).first()
             if not newest_first:
                 hits.reverse()
             bodies = self._bodies(conn, [int(h.idx) for h in hits])
         rows = [Row(int(h.idx), h.created_at, h.status, bodies.get(int(h.idx), {})) for h in hits]
-        if last is not None:
-            scanned_to = last[0]
-        further = (last[0], int(last[1])) if last is not None else None
+        further = None if full or bound is None else (bound[0], int(bound[1]))  # the budget ran out first
         if newest_first:
             older = (rows[-1].created_at, rows[-1].index) if full else further
             newer = (rows[0].created_at, rows[0].index) if q.before is not None and rows else None
         else:
             older = (rows[-1].created_at, rows[-1].index) if rows else q.after
             newer = (rows[0].created_at, rows[0].index) if full else further
-        return Page(rows, older, newer, scanned_to=scanned_to)
+        return Page(rows, older, newer, scanned_to=further[0] if further else None)
 
     def _bodies(self, conn, indices: list[int]) -> dict[int, dict[str, Any]]:
         if not indices:
