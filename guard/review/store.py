@@ -329,13 +329,13 @@ class ReviewStore:
         return out
 
     def page(self, q: ListQuery) -> Page:
-        """One page of records, newest first (``q.after``: oldest first from there, shown newest first).
+        """One page of records, newest first (``q.after``: the page after that cursor going newer).
 
-        Work is bounded whatever the filters: one index is read in the page's order (the score index when a
-        detector is asked for, else the index of the most selective equality filter, else time), at most
-        ``scan_budget`` entries of it, and the other filters are checked on those candidates. When the budget runs
-        out before the page is full, the page is partial: ``older`` continues from the last candidate examined and
-        ``scanned_to`` says how far back the search got.
+        Work is bounded whatever the filters. One index is read in the page's order: the score index when a
+        detector is asked for, else the index of the first equality filter among status, verdict, model, incident
+        and media, else time. When other filters remain, the page examines at most ``scan_budget`` entries of that
+        index (an index-only read finds where that window ends); if the page is not full by then it is partial:
+        ``older`` continues from the end of the window and ``scanned_to`` says how far the search got.
         """
         from sqlalchemy import and_, not_, select
 
