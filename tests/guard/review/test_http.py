@@ -161,7 +161,7 @@ def test_serve_command_starts_a_real_server(review_log, tmp_path):
     import sys
     import time
 
-    from tests.conftest import REPO
+    from tests.fixtures.shared import REPO
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

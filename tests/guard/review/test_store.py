@@ -51,7 +51,7 @@ def filled(log):
     return _fill(log)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def shared(request, tmp_path_factory):
     """The same, built once per backend for the tests that only read."""
     from sqlalchemy import text
