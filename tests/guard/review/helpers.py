@@ -30,7 +30,8 @@ stages:
   output:
     - detector: sentiment
       thresholds: {negative: 0.5}
-      action: block
+      action: regenerate
+      max_attempts: 2
 """
 
 
@@ -166,8 +167,9 @@ def build_review_log(folder: Path, log_url: str | None = None) -> ReviewLog:
     polite = guard.wrap(CallableGenerator(lambda prompt: "Lighthouses guide ships safely to harbour.",
                                           model_id="support-assistant"))
     indices["flagged"] = polite("I hate this horrible, stupid question about lighthouses").index
-    indices["blocked"] = guard.wrap(CallableGenerator(lambda prompt: HOSTILE, model_id="support-assistant"))(
-        "anything").index
+    blocked = guard.wrap(CallableGenerator(lambda prompt: HOSTILE, model_id="support-assistant"))("anything")
+    indices["blocked"] = blocked.index  # the second attempt; the first is its parent
+    indices["first_attempt"] = guard.log.find(guard.log.get(blocked.index).data["parent"])
     indices["xss_prompt"] = text(XSS_PROMPT).index
     astronaut = Image.fromarray(bundled.astronaut()).resize((256, 256))
     image = guard.wrap(CallableGenerator(lambda prompt: astronaut.copy(), model_id="poster-generator"))(

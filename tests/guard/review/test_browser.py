@@ -68,12 +68,12 @@ def test_a_reviewer_who_is_not_signed_in_is_sent_to_sign_in_and_back(page, serve
 def test_sign_in_filter_and_open_an_incident(page, server, review_log):
     _sign_in(page, server.url)
     rows = page.locator("table.records tbody tr")
-    assert rows.count() == 3  # flagged, blocked and the hostile label, all pending
+    assert rows.count() == 4  # flagged, two blocked attempts and the hostile label, all pending
     page.goto(server.url + "/log")
     page.select_option("select[name=verdict]", "block")  # applies at once (progressive enhancement)
     page.wait_for_url("**/log?verdict=block**")
     verdicts = page.locator("table.records tbody .verdict").all_inner_texts()
-    assert verdicts == ["block"]
+    assert verdicts == ["block", "block"]
     page.goto(server.url + "/incidents")
     page.click(f"a[href='/records/{review_log.indices['flagged']}']")
     page.wait_for_url(f"**/records/{review_log.indices['flagged']}")

@@ -192,3 +192,27 @@ def test_guessing_passwords_is_rate_limited(review_log):
         assert client.sign_in("ana").status == 429  # even the right password waits
     finally:
         live.stop()
+
+
+def test_record_page_shows_the_regeneration_chain_and_the_rule(server, review_log):
+    client = Client(server.url)
+    client.sign_in("ana")
+    first, final = review_log.indices["first_attempt"], review_log.indices["blocked"]
+    page = client.get(f"/records/{final}").text
+    assert f'href="/records/{first}">record {first}</a>' in page and "attempt 2" in page
+    assert "gave up after 2 attempts" in page and "<b>regenerate</b>" in page
+    assert f'href="/records/{final}">record {final}</a>' in client.get(f"/records/{first}").text
+
+
+def test_evidence_bundle_download_verifies_offline(server, review_log):
+    from guard.signing.keys import KeyStore
+    from guard.verify.evidence import verify_bundle
+
+    client = Client(server.url)
+    client.sign_in("ana")
+    r = client.get(f"/records/{review_log.indices['image']}/evidence.zip")
+    assert r.status == 200 and r.headers["content-type"] == "application/zip"
+    assert f'evidence-{review_log.indices["image"]}.zip' in r.headers["content-disposition"]
+    pem = KeyStore(review_log.keys_dir).path("log.pub").read_bytes()
+    report = verify_bundle(r.body, trusted_key_pem=pem)
+    assert report.ok and report.leaf_index == review_log.indices["image"]
