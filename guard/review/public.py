@@ -68,7 +68,7 @@ def verify_upload(upload: Upload, *, log: ProvenanceLog, keys, public_fields: tu
             if upload.envelope:
                 envelope = Path(tmp) / "upload.envelope.json"
                 envelope.write_bytes(upload.envelope)
-            report = verify_text(path, log=log, keys=keys, envelope_path=envelope or Path(tmp) / "none")
+            report = verify_text(path, log=log, keys=keys, envelope_path=envelope)
     return public_report(report, log=log, keys=keys, public_fields=public_fields, name=safe_name)
 
 

@@ -81,3 +81,14 @@ def test_users_cli(cli, tmp_path, monkeypatch):
     assert cli("users", "list", "--log", db, "--json").json[0]["active"] is False
     missing = cli("users", "list", "--log", tmp_path / "nope.db")
     assert missing.exit_code == 2 and "no provenance log there" in missing.stderr
+
+
+def test_serve_refuses_bad_settings_in_one_line(cli, tmp_path):
+    from guard.provenance.log import ProvenanceLog
+
+    missing = cli("review", "serve", "--log", tmp_path / "nope.db")
+    assert missing.exit_code == 2 and "no provenance log there" in missing.stderr
+    db = tmp_path / "log.db"
+    ProvenanceLog(db).close()
+    private = cli("review", "serve", "--log", db, "--public-field", "prompt.hmac_sha256")
+    assert private.exit_code == 2 and "never public" in private.stderr and "Traceback" not in private.stderr
