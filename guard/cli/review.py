@@ -14,16 +14,14 @@ INSTALL_HINT = "the review app needs its extra: pip install 'genguard[review]'"
 
 
 def _require_extra() -> None:
+    import importlib.util
+
     from core.errors import GuardError
 
-    try:
-        import argon2  # noqa: F401
-        import jinja2  # noqa: F401
-        import python_multipart  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise GuardError(f"{INSTALL_HINT} ({exc.name} is missing)") from None
+    missing = [m for m in ("argon2", "jinja2", "python_multipart", "starlette", "uvicorn")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise GuardError(f"{INSTALL_HINT} ({', '.join(missing)} missing)")
 
 
 def _accounts(log: str | None):

@@ -167,7 +167,7 @@ class ReviewStore:
         self.tables.create_all(self.engine)
         if self.state("schema") not in (None, SCHEMA_VERSION):
             self.rebuild()
-        self._set_state_if_absent("schema", SCHEMA_VERSION)
+        self._set_state("schema", SCHEMA_VERSION)
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class ReviewStore:
         with self.engine.connect() as conn:
             return conn.execute(select(s.c.value).where(s.c.key == key)).scalar()
 
-    def _set_state_if_absent(self, key: str, value: str) -> None:
+    def _set_state(self, key: str, value: str) -> None:
         with self._write() as conn:
             self._put_state(conn, key, value)
 
