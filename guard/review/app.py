@@ -339,8 +339,7 @@ def create_app(config: ReviewConfig):
                           links={}, facets=await run_in_threadpool(review.store.facets), incidents=incidents,
                           path=path, lag=0, size=0)
 
-        def work():
-            review.store.catch_up(limit=2000)  # what was appended a moment ago (a decision) shows at once
+        def work():  # the background thread keeps the index caught up; a page never waits for it
             return review.store.page(query), review.store.facets(), review.store.lag(), review.log.size()
 
         page, facets, lag, size = await run_in_threadpool(work)
@@ -416,7 +415,7 @@ def create_app(config: ReviewConfig):
             at = record_decision(review.log, index, str(form.get("decision", "")), str(form.get("comment", "")),
                                  reviewer=session.user.username, role=session.user.role,
                                  checkpoint_key=review.checkpoint_key())
-            review.store.catch_up(limit=2000)
+            review.store.catch_up(limit=2000)  # the decision shows in the lists at once
             return at
 
         try:
