@@ -79,7 +79,12 @@ def copy_to_postgres(db: Path, pg_url: str) -> float:
     from guard.provenance.log import ProvenanceLog
 
     t = time.perf_counter()
-    ProvenanceLog(pg_url).close()  # creates the tables (and a meta row we replace)
+    source, target = ProvenanceLog(db), ProvenanceLog(pg_url)  # creates the tables (and a meta row we replace)
+    same = (source.size(), source.origin) == (target.size(), target.origin)
+    source.close()
+    target.close()
+    if same:  # copied by an earlier run: keep it, and its review index
+        return 0.0
     src = sqlite3.connect(db)
     with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as pg:
         for table in ("records", "scores", "values", "state", "users", "sessions"):

@@ -71,6 +71,9 @@ class Review:
         self.verify_slots = asyncio.Semaphore(config.verify_workers)
         self._stop = threading.Event()
         self._indexer: threading.Thread | None = None
+        # What the list pages show beside their rows, kept by the indexing thread so a page does not ask each time.
+        self.size, self.upto = self.log.size(), self.store.indexed_upto()
+        self._facets: tuple[float, dict[str, list[str]]] = (float("-inf"), {})
 
     def checkpoint_key(self):
         if not self.config.checkpoint_decisions or self.keys is None:
@@ -93,10 +96,20 @@ class Review:
     def _index_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.store.catch_up(chunk=5000)
+                self.upto = self.store.catch_up(chunk=5000).upto
+                self.size = self.log.size()
             except Exception:  # a busy database or a lost connection: try again on the next tick
                 pass
             self._stop.wait(self.config.index_every_s)
+
+    def facets(self) -> dict[str, list[str]]:
+        """The filters' choices, read again at most every ten seconds."""
+        import time
+
+        read_at, facets = self._facets
+        if time.monotonic() - read_at > 10:
+            self._facets = (time.monotonic(), self.store.facets())
+        return self._facets[1]
 
 
 # -- presentation helpers --------------------------------------------------------------------------------------
@@ -336,13 +349,14 @@ def create_app(config: ReviewConfig):
             query, form = list_query(request, incidents=incidents)
         except InputError as exc:
             return render(request, "list.html", 400, error=str(exc), form=dict(request.query_params), rows=[],
-                          links={}, facets=await run_in_threadpool(review.store.facets), incidents=incidents,
+                          links={}, facets=await run_in_threadpool(review.facets), incidents=incidents,
                           path=path, lag=0, size=0)
 
         def work():  # the background thread keeps the index caught up; a page never waits for it
-            return review.store.page(query), review.store.facets(), review.store.lag(), review.log.size()
+            return review.store.page(query), review.facets()
 
-        page, facets, lag, size = await run_in_threadpool(work)
+        page, facets = await run_in_threadpool(work)
+        size, lag = review.size, max(0, review.size - review.upto)
         rules = {}
         if incidents:
             from guard.review.rules import fired_rules
