@@ -137,6 +137,7 @@ def time_pages(base: str, repeat: int) -> dict[str, list[float]]:
     assert client.sign_in("bench", PASSWORD).status == 303
     out: dict[str, list[float]] = {}
     for name, path in PAGES.items():
+        client.get(path)  # one untimed request: a fresh server reads its templates and caches on first use
         times = []
         for _ in range(repeat):
             t = time.perf_counter()

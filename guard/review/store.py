@@ -311,10 +311,18 @@ class ReviewStore:
         return decisions
 
     def analyze(self) -> None:
+        """Refresh the planner's statistics after a large catch-up; on PostgreSQL also vacuum, so the bound of a
+        page's window is an index-only read (the visibility map is set)."""
+        names = ("guard_review_records", "guard_review_scores")
         with self.engine.connect() as conn:
-            for name in ("guard_review_records", "guard_review_scores"):
-                conn.exec_driver_sql(f"ANALYZE {name}")
-            conn.commit()
+            if self.log.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                for name in names:
+                    conn.exec_driver_sql(f"VACUUM (ANALYZE) {name}")
+            else:
+                for name in names:
+                    conn.exec_driver_sql(f"ANALYZE {name}")
+                conn.commit()
 
     # -- reading -----------------------------------------------------------------------------------------
 
