@@ -15,7 +15,7 @@ from typing import Any
 
 from guard.audit.export import Filters, iter_filtered
 from guard.provenance.log import ProvenanceLog
-from guard.review.decisions import REVIEW_MEDIA_TYPE
+from guard.provenance.record import REVIEW_MEDIA_TYPE
 
 SCORE_BINS = 20
 ERROR_EXAMPLES = 3

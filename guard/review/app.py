@@ -52,14 +52,14 @@ class Review:
     """Everything the routes share: the log, its review tables, accounts, policies, reports and limits."""
 
     def __init__(self, config: ReviewConfig) -> None:
-        from guard.cli._common import open_existing_log
+        from guard.provenance.log import open_existing
         from guard.review.reports import Reports
         from guard.review.rules import PolicyBook
         from guard.signing.keys import KeyStore
 
         self.config = config
         check_public_fields(config.public_fields)
-        self.log = open_existing_log(config.log)
+        self.log = open_existing(config.log)
         self.store = ReviewStore(self.log)
         self.accounts = Accounts(self.store, profile=config.password_profile)
         keys = KeyStore(config.keys)

@@ -7,7 +7,8 @@ reviewed record's id, and ``extra.review`` pins the reviewed leaf by index and l
     {"decision": "overturn", "comment": "...", "reviewer": "ana", "role": "reviewer",
      "record_id": "<reviewed id>", "index": 1234, "leaf_hash": "<hex>", "verdict": "block"}
 
-This module imports nothing heavy: the audit report reads ``REVIEW_MEDIA_TYPE`` from here.
+The media type, ``REVIEW_MEDIA_TYPE``, lives with the record itself, so the audit report tells decisions apart
+without importing the review app.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 
 from core.errors import InputError
 from guard.provenance.log import ProvenanceLog, StoredRecord
-from guard.provenance.record import ProvenanceRecord
+from guard.provenance.record import REVIEW_MEDIA_TYPE, ProvenanceRecord
 
-REVIEW_MEDIA_TYPE = "application/vnd.genguard.review+json"
 REVIEW_VERDICT = "review"  # the verdict column of a decision record: it is not an output
 DECISIONS = ("confirm", "overturn", "escalate")
 INCIDENT_VERDICTS = ("flag", "redact", "block")
