@@ -318,21 +318,37 @@ def checklist(
     self_test: bool = True,
 ) -> Checklist:
     """Compute the checklist of ``framework`` over the records that pass ``filters``."""
+    _check_arguments(framework, retention_days)
+    data = gather(log, filters, public_key=log_public_key(keys))
+    return checklist_from(data, log, framework, keys=keys, retention_days=retention_days, self_test=self_test)
+
+
+def log_public_key(keys):
+    """The log's public key from a key folder, or None (no folder, or no key in it): the log is then not verified."""
+    if keys is None:
+        return None
+    try:
+        return keys.log_public_key()
+    except GuardError:
+        return None
+
+
+def _check_arguments(framework: str, retention_days: int) -> None:
     if framework not in FRAMEWORKS:
         raise InputError(f"unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
     if retention_days < 1:
         raise InputError(f"--retention-days must be positive, got {retention_days}")
-    public_key = None
-    if keys is not None:
-        try:
-            public_key = keys.log_public_key()
-        except GuardError:
-            public_key = None
-    data = gather(log, filters, public_key=public_key)
+
+
+def checklist_from(data: AuditData, log: ProvenanceLog, framework: str, *, keys=None, retention_days: int = 180,
+                   self_test: bool = True) -> Checklist:
+    """The checklist of ``framework`` from audit data already gathered (``gather`` with the log's public key)."""
+    _check_arguments(framework, retention_days)
     test = watermark_self_test(keys) if (self_test and keys is not None and data.delivered.get("image")) else \
         {"ran": False, "reason": "no key folder" if keys is None else "not requested or no image outputs"}
     build = _eu if framework == "eu-ai-act-art50" else _nist
     duties, outside = build(data, log, test, retention_days)
+    filters = data.filters
     return Checklist(framework=framework, log=log.display_url, records=data.records,
                      period={"since": filters.since, "until": filters.until, "first": data.first, "last": data.last},
                      duties=duties, outside_the_log=outside, measurements={"image_watermark": test})

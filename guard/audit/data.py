@@ -15,6 +15,7 @@ from typing import Any
 
 from guard.audit.export import Filters, iter_filtered
 from guard.provenance.log import ProvenanceLog
+from guard.provenance.record import REVIEW_MEDIA_TYPE
 
 SCORE_BINS = 20
 ERROR_EXAMPLES = 3
@@ -102,6 +103,7 @@ class AuditData:
     face_checked: int = 0  # delivered images a face-capable detector looked at (``face_signal`` not None)
     faces: int = 0  # ... that show a realistic face
     faces_disclosed: int = 0  # ... of which carry a disclosure (C2PA manifest or ``extra.disclosure``)
+    reviews: Counter = field(default_factory=Counter)  # (verdict reviewed, decision) -> reviewer decisions
     bias: dict[str, Any] | None = None
     integrity: Integrity | None = None
 
@@ -149,6 +151,7 @@ class AuditData:
             "generated": dict(self.generated),
             "output_checked": dict(self.output_checked),
             "faces": {"images_checked": self.face_checked, "shown": self.faces, "disclosed": self.faces_disclosed},
+            "reviews": [{"verdict": v, "decision": d, "count": n} for (v, d), n in sorted(self.reviews.items())],
             "bias": self.bias,
             "integrity": self.integrity.to_dict() if self.integrity else None,
         }
@@ -174,7 +177,12 @@ def face_signal(record: dict[str, Any]) -> bool | None:
     return found if looked else None
 
 
-def _add(data: AuditData, record: dict[str, Any]) -> None:
+def _add(data: AuditData, record: dict[str, Any]) -> bool:
+    """Count one record; False when it is a reviewer's decision (counted apart: it is not an output)."""
+    if record.get("media_type") == REVIEW_MEDIA_TYPE:
+        review = (record.get("extra") or {}).get("review") or {}
+        data.reviews[(str(review.get("verdict")), str(review.get("decision")))] += 1
+        return False
     cat = category(record.get("media_type"))
     verdict = record.get("verdict", "?")
     created = record.get("created_at") or ""
@@ -223,6 +231,7 @@ def _add(data: AuditData, record: dict[str, Any]) -> None:
     data.prompt_storage[(record.get("prompt") or {}).get("storage", "?")] += 1
     data.regenerated += int(record.get("attempt") or 1) > 1
     data.extra_keys.update((record.get("extra") or {}).keys())
+    return True
 
 
 def check_integrity(log: ProvenanceLog, public_key, progress: Callable[[int, int], None] | None) -> Integrity:
@@ -250,7 +259,8 @@ def gather(log: ProvenanceLog, filters: Filters = Filters(), *, public_key=None,
 
     def records():  # one pass: every record is counted here while the bias table consumes the same stream
         for _, record in iter_filtered(log, filters):
-            _add(data, record)
+            if not _add(data, record):
+                continue
             if progress and data.records % 5000 == 0:
                 progress(data.records, data.log_size)
             yield record

@@ -161,6 +161,7 @@ def render_html(data: AuditData, charts: dict[str, str | None], *, title: str = 
         _table(["policy", "sha256", "records"], [[p["name"], p["sha256"], p["count"]] for p in d["policies"]], {2}),
         _table(["prompt storage", "records"], [[k, v] for k, v in sorted(d["prompt_storage"].items())], {1}),
         _bias_html(data, charts.get("bias")),
+        _reviews_html(data),
         _integrity_html(data),
         "<h2>What this report cannot show</h2><ul>",
         *(f"<li>{e(text)}</li>" for text in LIMITS),
@@ -189,6 +190,15 @@ def _bias_html(data: AuditData, chart: str | None) -> str:
                  "–" if r["toxic_rate_ci"][0] is None else f"{r['toxic_rate_ci'][0]:.3f}–{r['toxic_rate_ci'][1]:.3f}",
                  r["mean_toxicity"], r["negative_regard_rate"]] for r in rows], {2, 3, 4, 6, 7}),
     ])
+
+
+def _reviews_html(data: AuditData) -> str:
+    head = "<h2>Human review</h2>"
+    if not data.reviews:
+        return head + "<p>No reviewer decision is in the log for this period (<code>guard review serve</code>).</p>"
+    return head + "<p>Decisions of reviewers, appended to the log as records that point to the record reviewed.</p>" + \
+        _table(["verdict reviewed", "decision", "decisions"],
+               [[v, d, n] for (v, d), n in sorted(data.reviews.items())], {2})
 
 
 def _integrity_html(data: AuditData) -> str:
@@ -283,6 +293,10 @@ def render_markdown(data: AuditData, *, title: str = "Provenance audit") -> str:
                               for r in bias["rows"]]))
     else:
         out.append(bias.get("note") or "No record carries bias signals.")
+    out += ["", "## Human review",
+            _md_table(["verdict reviewed", "decision", "decisions"], [[v, d, n] for (v, d), n in
+                                                                     sorted(data.reviews.items())])
+            if data.reviews else "No reviewer decision is in the log for this period."]
     out += ["", "## Log integrity", integrity.note if integrity else "Verification was not run."]
     if integrity and integrity.checkpoint:
         out += ["", f"Latest signed checkpoint (size {integrity.checkpoint['size']}, {integrity.uncovered} records "

@@ -52,6 +52,7 @@ COMMAND_MODULES = (
     "guard.cli.text",
     "guard.cli.detector",
     "guard.cli.scan",
+    "guard.cli.review",
 )
 
 app = typer.Typer(

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from guard.provenance.log import open_existing as open_existing_log  # noqa: F401  (re-exported for the commands)
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 LogOpt = Annotated[
     Optional[str],
@@ -17,19 +19,6 @@ KeysOpt = Annotated[
     Optional[Path],
     typer.Option("--keys", envvar="GUARD_KEYS", help="Key folder. Default: $GUARD_HOME/keys."),
 ]
-
-
-def open_existing_log(url: str | None):
-    """Open a log that must already exist: a mistyped path is an error, not a new empty log."""
-    from core.errors import LogError
-    from guard.provenance.log import ProvenanceLog, normalize_url
-
-    normalized = normalize_url(url)
-    if normalized.startswith("sqlite:///"):
-        path = Path(normalized.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise LogError(f"{path}: no provenance log there (pass --log or set GUARD_LOG)")
-    return ProvenanceLog(normalized)
 
 
 def keystore(path: Path | None):

@@ -95,6 +95,16 @@ def normalize_url(ref: str | Path | None) -> str:
     return text
 
 
+def open_existing(ref: str | Path | None) -> "ProvenanceLog":
+    """Open a log that must already exist: a mistyped path is an error, not a new empty log."""
+    normalized = normalize_url(ref)
+    if normalized.startswith("sqlite:///"):
+        path = Path(normalized.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise LogError(f"{path}: no provenance log there (pass --log or set GUARD_LOG)")
+    return ProvenanceLog(normalized)
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """Where an appended record landed."""

@@ -21,6 +21,7 @@ import rfc8785
 
 RecordId = NewType("RecordId", str)
 SCHEMA = "genguard.provenance/v1"
+REVIEW_MEDIA_TYPE = "application/vnd.genguard.review+json"  # a reviewer's decision about another record
 
 
 def new_record_id() -> RecordId:

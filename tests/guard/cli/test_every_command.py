@@ -35,8 +35,13 @@ CASES: dict[str, tuple[int | None, list[str] | None]] = {
     "log verify": (2, ["--log", ABSENT]),
     "policy check": (2, [ABSENT]),
     "policy list": (0, None),
+    "review serve": (2, ["--log", ABSENT]),  # with no arguments: the default log, absent in a fresh $GUARD_HOME
     "scan": (2, [ABSENT]),
     "trace": (2, [ABSENT]),
+    "users add": (2, ["ana", "--password-stdin", "--log", ABSENT]),
+    "users disable": (2, ["ana", "--log", ABSENT]),
+    "users list": (2, ["--log", ABSENT]),
+    "users remove": (2, ["ana", "--log", ABSENT]),
     "verify": (2, [ABSENT]),
     "verify-bundle": (2, [ABSENT]),
     "watermark detect": (2, [ABSENT]),
