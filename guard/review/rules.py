@@ -1,7 +1,8 @@
 """Which rule fired: detector, label, score, threshold, stage and action for a flagged, redacted or blocked record.
 
-Records that name the rules that fired carry them in a field listed in ``RECORDED_FIELDS`` (a list of objects with
-``detector``, ``label``, ``score``, ``threshold``, ``stage``, ``action``); those are shown as recorded. Older records
+Records carry the rules that fired in ``violations`` (``ProvenanceRecord.violations``: ``rule``, ``stage``,
+``action`` and either ``detector``, ``label``, ``score``, ``threshold`` or, when the rule's detector failed,
+``fail``); those are shown as recorded. Older records
 carry only their scores and the policy's name and SHA-256: the rules are then derived by applying the thresholds
 of that exact policy (found among the policies the server was given, by hash) to the recorded scores, exactly as
 the pipeline compares them (``score >= threshold``); a detector failure fires its rule's ``fail`` action.
@@ -13,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-RECORDED_FIELDS = ("fired", "violations", "rules")
 STAGE_RULES = {"prompt": "prompt", "input": "prompt", "output": "output"}  # input images use the prompt rules
 
 
@@ -85,16 +85,15 @@ def fired_rules(record: dict[str, Any], book: PolicyBook) -> tuple[list[Fired], 
 
 
 def _recorded(record: dict[str, Any]) -> list[Fired] | None:
-    for holder in (record, record.get("extra") or {}):
-        for name in RECORDED_FIELDS:
-            value = holder.get(name)
-            if isinstance(value, dict):
-                value = [value]
-            if isinstance(value, list) and value and all(isinstance(v, dict) and "detector" in v for v in value):
-                return [Fired(str(v.get("detector")), v.get("label"), _maybe(v.get("score", v.get("value"))),
-                              _maybe(v.get("threshold")), str(v.get("stage", "?")), str(v.get("action", "?")),
-                              "recorded") for v in value]
-    return None
+    value = record.get("violations")
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        return None
+    fired = []
+    for v in value:
+        source = "recorded" if "fail" not in v else f"recorded: detector failed (fail: {v['fail']})"
+        fired.append(Fired(str(v.get("detector") or v.get("rule")), v.get("label"), _maybe(v.get("score")),
+                           _maybe(v.get("threshold")), str(v.get("stage", "?")), str(v.get("action", "?")), source))
+    return fired
 
 
 def _num(value: Any) -> float:

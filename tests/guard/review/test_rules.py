@@ -51,7 +51,7 @@ def test_a_detector_failure_fires_its_rules_fail_action():
 def test_the_recorded_rule_wins_over_derivation():
     recorded = {"detector": "copyright", "label": "near_duplicate", "score": 0.97, "threshold": 0.9,
                 "stage": "output", "action": "block"}
-    fired, note = fired_rules(_record(fired=[recorded]), PolicyBook([POLICY]))
+    fired, note = fired_rules(_record(violations=[{"rule": "copyright", **recorded}]), PolicyBook([POLICY]))
     assert note is None and [f.to_dict() for f in fired] == [{**recorded, "source": "recorded"}]
 
 
