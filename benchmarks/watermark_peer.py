@@ -31,7 +31,7 @@ def load_attacks(path: str):
     spec = importlib.util.spec_from_file_location("image_attacks", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.ATTACKS
+    return module.ALL_ATTACKS
 
 
 def to_bgr(image: Image.Image) -> np.ndarray:
@@ -63,7 +63,8 @@ def main(job_path: str) -> None:
     for method, nbits in METHODS.items():
         rows = {name: {"bit_accuracy": [], "exact": []} for name in attacks}
         psnrs = []
-        for path in job["images"]:
+        limit = job.get("image_limit", {}).get(method, len(job["images"]))
+        for path in job["images"][:limit]:
             print(f"peer {method}: {path}", file=sys.stderr, flush=True)
             payload = rng.integers(0, 2, nbits)
             encoder = WatermarkEncoder()
@@ -76,6 +77,7 @@ def main(job_path: str) -> None:
                 rows[name]["bit_accuracy"].append(float(np.mean(bits == payload)))
                 rows[name]["exact"].append(bool(np.array_equal(bits, payload)))
         out["robustness"][method] = {
+            "images": limit,
             "psnr_mean": statistics.fmean(psnrs),
             "psnr_min": min(psnrs),
             "attacks": {n: {k: statistics.fmean(v) for k, v in r.items()} for n, r in rows.items()},

@@ -2,34 +2,36 @@
 
 Design (``SCHEME``), in the order the embedder applies it:
 
-1. **Payload**: 16-bit key id + 64-bit record id + 32-bit HMAC tag = 112 bits, convolutionally coded to 354 bits
+1. **Payload**: 16-bit key id + 64-bit record id + 40-bit HMAC tag = 120 bits, convolutionally coded to 378 bits
    (``image_coding``: soft-decision Viterbi; the tag is the integrity check).
-2. **Pattern**: a 128x128 tile whose 2-D DFT is non-zero only in a mid-frequency ring (radius 12..36 cycles per
-   tile, i.e. 0.09..0.28 cycles per working pixel). Measured per ring, lower frequencies are drowned by the
-   image's own content, higher ones by JPEG q50; this ring is where the mark's signal-to-interference ratio is
-   best under every listed attack. Each real degree of freedom (the real or imaginary part of one coefficient)
-   carries either a *pilot* value (20 %, used to find the tile's position) or one coded bit times a sign.
-   Which is which, the signs and the pilot are drawn from the secret, so the mark can be neither read nor
-   located without it.
-3. **Informed embedding**: the image is the detector's largest noise source, and the embedder sees it, so it
+2. **Pattern**: a 64x64 tile whose 2-D DFT is non-zero only in a ring (radius 3.5..18 cycles per tile). Each real
+   degree of freedom (the real or imaginary part of one coefficient) carries either a *pilot* value (20 %, used
+   to find the tile's position) or one coded bit times a sign; which is which, the signs and the pilot are
+   drawn from the secret, so the mark can be neither read nor located without it.
+3. **Frame-relative tiling**: the image holds a whole number of tiles on each side, ``frame_tiles``: about one
+   tile per ``PERIOD`` pixels of the short side, 4 in images of 256 to 499 pixels, at least 2 and at most 10. The tile is therefore tied to the
+   image's frame, not to its pixels: any rescale of the whole image, keeping its aspect ratio or not, leaves
+   the same number of tiles on each side, so the detector finds it without a search. The mark's frequencies
+   (at most 0.18 cycles per pixel at 100 pixels a tile) are low enough to survive a downscale to 0.3x.
+4. **Informed embedding**: the image is the detector's largest noise source, and the embedder sees it, so it
    runs the detector's front end on the image and, for each coded bit the image's content pushes the wrong
    way, boosts that bit's amplitude to cancel it (bounded; the residual is then rescaled to the same RMS).
-4. **Working resolution**: the luma residual is built at a working resolution, the image downscaled by 2**k
-   with k the smallest level that brings its area under 2 x 512 x 512, tiled from the top-left corner,
-   upscaled by exactly 2**k and added to R, G and B alike (a pure luma change). Cost hardly grows with the
-   image: a 4K image is marked at 960x540, a 512x512 one at full size. The level depends on pixel scale, not
-   on the image's size after a crop, so a crop is only a translation of the tiling.
-5. **Detection**: for the level the image's size implies and its neighbours (a crop may cross a level; a
-   border or padding may grow the image past one), the luma is area-downscaled, high-passed and normalised by
-   its local contrast (so a brightness or contrast change does nothing and textured regions do not drown the
-   mark), and all tiles are summed into one 128x128 tile ("folding": any crop offset becomes a cyclic shift).
-   A cross-correlation with the keyed pilot finds the shift to a fraction of a pixel; the aligned coefficients
-   give one soft value per coded bit, weighted by the noise in its frequency ring, and the Viterbi decoder
-   returns the payload.
+   The residual is built on the working grid (64 pixels a tile), resized to the image and added to R, G and B
+   alike (a pure luma change).
+5. **Detection** tries geometries, each a map from the tile to the image's pixels, and reads each the same
+   way: the luma is resampled onto the tile grid, high-passed and normalised by its local contrast (a
+   brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
+   into one ("folding": any crop offset becomes a cyclic shift), a cross-correlation with the keyed pilot
+   finds the shift, and the aligned coefficients give one soft value per coded bit for the Viterbi decoder.
+   The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image); then, if none
+   decodes, the best of a search over tile size, aspect and rotation (a crop, a rotation, a screenshot): the
+   tiled pattern puts its energy on a lattice in the image's spectrum, whatever the translation, so each
+   candidate lattice is scored by the spectral power at its points (cheap, no resampling), and the best few
+   are refined and read.
 
-Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates (3 levels x 2
-pilot peaks) are decoded per image and each matches by chance with probability 2**-32 on an image that holds no
-mark for this secret, so the false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 6 * 2**-32 ≈ 1.4e-9.
+Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates are decoded per
+image and each matches by chance with probability 2**-40 on an image that holds no mark for this secret, so the
+false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 16 * 2**-40 ≈ 1.5e-11, whatever the image.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ import hashlib
 import hmac
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,20 +53,27 @@ from guard.watermark import image_coding as coding
 if TYPE_CHECKING:
     from PIL import Image
 
-SCHEME = "genguard-dft-ring/v1"
-WORKING_AREA = 2 * 512 * 512  # the working image has at most this many pixels (and over a quarter of it)
-TILE = 128
-BAND = (12.0, 36.0)  # ring of the tile's DFT, in cycles per tile
+SCHEME = "genguard-dft-ring/v2"
+TILE = 64  # working pixels a tile
+BAND = (3.5, 18.0)  # ring of the tile's DFT, in cycles per tile
+PERIOD = 100  # about one tile per this many pixels of the short side ...
+MIN_TILES, MAX_TILES = 2, 10  # ... but at least 2 (a 50 % crop keeps a whole tile) and at most 10
+SMALL_TILE = 64  # pixels a tile in small images (see ``_tiles_for``)
+MIN_SIDE = 128  # shortest side that can carry the mark (a tile is then 64 pixels: one working pixel a pixel)
 PILOT_FRACTION = 0.2
-BASE_RMS = 2.0  # residual RMS (8-bit levels) at strength 1: PSNR ≈ 42 dB
-MIN_WORKING_SIDE = 32
-PEAKS_PER_LEVEL = 2
-MAX_ATTEMPTS = 3 * PEAKS_PER_LEVEL
+BASE_RMS = 2.4  # residual RMS (8-bit levels) at strength 1: PSNR ≈ 40.5 dB
+PEAKS_PER_GEOMETRY = 2
+FRAME_GEOMETRIES = 4  # frame tilings read per image (the best by spectral score)
+SEARCH_GEOMETRIES = 4  # searched geometries read per image
+MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (FRAME_GEOMETRIES + SEARCH_GEOMETRIES)  # decoded candidates, at most
 FALSE_ALARM_BOUND = MAX_ATTEMPTS * 2.0**-coding.TAG_BITS
-_HIGHPASS_SIGMA = 6.0
-_CONTRAST_BOX = 41  # local contrast window (a box filter: constant cost per pixel)
+MAX_ROTATION = 6.0  # degrees searched either way
+_HIGHPASS_SIGMA = 4.0  # working pixels
+_CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
 _MAX_BOOST = 3.0  # informed embedding: at most this many times the base amplitude on one degree of freedom
 _MARGIN = 1.5  # ... to give every coded bit at least this many times its clean response
+_ANALYSIS_SIDE = 400  # the spectrum searched for lattices is of an image at most this short side
+_MAX_WORKING_AREA = 1280 * 720  # a geometry is read from at most this many working pixels (the centre)
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -110,6 +119,7 @@ class WatermarkPayload:
         return {"key_id": self.key_id, "record_id": self.record_id}
 
 
+
 @dataclass(frozen=True)
 class ImageWatermarkResult:
     """The outcome of ``detect``.
@@ -117,6 +127,9 @@ class ImageWatermarkResult:
     ``confidence`` is the decoding margin, 1 - 2 * (coded-bit error rate), clipped to [0, 1]: 1.0 for an
     untouched image, falling toward 0 as an attack nears what the code can correct (0 when nothing was found).
     ``false_alarm_probability`` bounds the chance that an image without this secret's mark is reported found.
+    ``tile_size`` (pixels, width and height) and ``rotation`` (degrees, counter-clockwise) describe the geometry
+    the mark was read at; ``geometry`` says how it was found: ``frame`` (the image's own frame: untouched or
+    rescaled) or ``search`` (cropped, rotated, or otherwise moved).
     """
 
     found: bool
@@ -126,7 +139,9 @@ class ImageWatermarkResult:
     confidence: float
     false_alarm_probability: float
     sync_z: float  # height of the best pilot correlation peak in robust standard deviations
-    level: int | None  # the working level (downscale 2**level) the mark was read at
+    geometry: str | None = None
+    tile_size: tuple[float, float] | None = None
+    rotation: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,7 +155,9 @@ class ImageWatermarkResult:
             "confidence": round(self.confidence, 4),
             "false_alarm_probability": self.false_alarm_probability,
             "sync_z": round(self.sync_z, 2),
-            "level": self.level,
+            "geometry": self.geometry,
+            "tile_size": [round(v, 2) for v in self.tile_size] if self.tile_size else None,
+            "rotation": round(self.rotation, 2) if self.rotation is not None else None,
         }
 
 
@@ -160,18 +177,24 @@ class _Layout:
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:
-    return hmac.new(secret, b"genguard image watermark v1 " + label, hashlib.sha256).digest()
+    return hmac.new(secret, b"genguard image watermark v2 " + label, hashlib.sha256).digest()
+
+
+def _ring_mask() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signed row and column frequencies of the tile's DFT, and the ring's half-plane mask."""
+    freqs = np.fft.fftfreq(TILE, d=1.0 / TILE)
+    fr, fc = np.meshgrid(freqs, freqs, indexing="ij")
+    radius = np.hypot(fr, fc)
+    half = (fc > 0) | ((fc == 0) & (fr > 0))
+    return fr, fc, (radius >= BAND[0]) & (radius <= BAND[1]) & half
 
 
 @lru_cache(maxsize=8)
 def _layout(secret: bytes) -> _Layout:
     if not isinstance(secret, bytes) or len(secret) < 16:
         raise KeysError("the watermark secret must be at least 16 bytes (guard keys init makes 32)")
-    freqs = np.fft.fftfreq(TILE, d=1.0 / TILE)
-    fr, fc = np.meshgrid(freqs, freqs, indexing="ij")
-    radius = np.hypot(fr, fc)
-    half = (fc > 0) | ((fc == 0) & (fr > 0))
-    rows, cols = np.nonzero((radius >= BAND[0]) & (radius <= BAND[1]) & half)
+    fr, fc, ring = _ring_mask()
+    rows, cols = np.nonzero(ring)
     dofs = 2 * rows.size
     rng = np.random.default_rng(np.frombuffer(_derive(secret, b"layout"), dtype=np.uint64))
     order = rng.permutation(dofs)
@@ -185,7 +208,7 @@ def _layout(secret: bytes) -> _Layout:
         cols=cols,
         freq_rows=fr[rows, cols],
         freq_cols=fc[rows, cols],
-        ring=np.repeat(np.rint(radius[rows, cols]).astype(int), 2),
+        ring=np.repeat(np.rint(np.hypot(fr, fc)[rows, cols]).astype(int), 2),
         pilot=pilot,
         bit=bit,
         sign=rng.choice([-1.0, 1.0], size=dofs),
@@ -215,10 +238,19 @@ def _tile(layout: _Layout, dof_values: np.ndarray) -> np.ndarray:
     return np.fft.ifft2(_spectrum(layout, dof_values)).real.astype(np.float32)
 
 
-def working_level(height: int, width: int) -> int:
-    """The smallest k such that the image downscaled by 2**k has at most ``WORKING_AREA`` pixels."""
-    ratio = math.sqrt(height * width / WORKING_AREA)
-    return max(0, math.ceil(math.log2(ratio))) if ratio > 1 else 0
+def _tiles_for(side: int) -> int:
+    """One tile per ``PERIOD`` pixels, but tiles of at most ``SMALL_TILE`` pixels up to 4 tiles a side: below
+    about 400 pixels two or three large tiles put the mark where the image's own content drowns it."""
+    return min(MAX_TILES, max(MIN_TILES, side // PERIOD, min(4, side // SMALL_TILE)))
+
+
+def frame_tiles(height: int, width: int) -> tuple[int, int]:
+    """Tiles (down, across) the embedder lays on an image of this size: about one per ``PERIOD`` pixels of the
+    short side (2 to 10), and on the long side the whole number that keeps the tile closest to square."""
+    short, long = sorted((height, width))
+    across_short = _tiles_for(short)
+    across_long = max(across_short, round(long * across_short / short))
+    return (across_short, across_long) if height <= width else (across_long, across_short)
 
 
 def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength: float = 1.0) -> Image.Image:
@@ -235,17 +267,16 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     layout = _layout(secret)
     pixels, alpha = _pixels(image)
     height, width = pixels.shape[:2]
-    level = working_level(height, width)
-    scale = 1 << level
-    h, w = -(-height // scale), -(-width // scale)
-    if min(height, width) // scale < MIN_WORKING_SIDE:
-        raise InputError(f"image is {width}x{height}: too small or too thin to carry the watermark")
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"image is {width}x{height}: too small to carry the watermark "
+                         f"(the short side needs at least {MIN_SIDE} pixels)")
+    down, across = frame_tiles(height, width)
+    working = cv2.resize(_luma(pixels), (TILE * across, TILE * down), interpolation=cv2.INTER_AREA)
     target = _carrier_values(layout, payload.to_bytes())
-    values = _informed_values(layout, target, _luma(pixels, level), strength)
-    residual = np.tile(_tile(layout, values), (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    if level:
-        residual = cv2.resize(residual, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)[:height, :width]
-    step = max(1, scale // 2)  # the RMS from a subsample: the residual is smooth at this step
+    values = _informed_values(layout, target, working, strength)
+    residual = cv2.resize(np.tile(_tile(layout, values), (down, across)), (width, height),
+                          interpolation=cv2.INTER_CUBIC)
+    step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
     residual *= BASE_RMS * strength / float(residual[::step, ::step].std())
     if pixels.ndim == 3:
         residual = cv2.merge([residual, residual, residual])  # the same offset on R, G, B: a pure luma change
@@ -256,19 +287,19 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     return out
 
 
-def _informed_values(layout: _Layout, target: np.ndarray, luma: np.ndarray, strength: float) -> np.ndarray:
+def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, strength: float) -> np.ndarray:
     """Degree-of-freedom amplitudes that cancel the image's own interference with the mark.
 
     The image itself is the largest noise the detector faces: its content projects onto every degree of
     freedom, and where that projection has the wrong sign it erases the mark before any attack. The embedder
-    sees the image, so it runs the detector's own front end on it and adds, where the image opposes the
-    target, just enough to cancel it (at most ``_MAX_BOOST`` times the base amplitude; the total residual is
-    then rescaled to the same RMS, so PSNR is unchanged).
+    sees the image, so it runs the detector's own front end on it (``working``: the luma on the working grid)
+    and adds, where the image opposes the target, just enough to cancel it (at most ``_MAX_BOOST`` times the
+    base amplitude; the total residual is then rescaled to the same RMS, so PSNR is unchanged).
     """
-    detail, denominator = _normalise(luma)
+    detail, denominator = _normalise(working)
     host = _dof_values(layout, _fold_fft(detail)[layout.rows, layout.cols])
     plain = _tile(layout, target)
-    tiled = np.tile(plain, (-(-luma.shape[0] // TILE), -(-luma.shape[1] // TILE)))[: luma.shape[0], : luma.shape[1]]
+    tiled = np.tile(plain, (working.shape[0] // TILE, working.shape[1] // TILE))
     response = _dof_values(layout, _fold_fft(_highpass(tiled) / denominator)[layout.rows, layout.cols])
     counts = np.maximum(np.bincount(layout.ring), 1)
     gain = np.maximum(np.bincount(layout.ring, weights=response * target) / counts, 1e-9)[layout.ring]
@@ -297,17 +328,9 @@ def _pixels(image: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
     return np.asarray(base), alpha
 
 
-def _luma(pixels: np.ndarray, level: int) -> np.ndarray:
-    """Float luma (BT.601 weights) area-downscaled by 2**level; trailing rows and columns that do not fill a
-    2**level block are dropped, as the embedder's tiling starts at the top-left corner."""
-    import cv2
-
-    scale = 1 << level
-    height, width = (pixels.shape[0] // scale) * scale, (pixels.shape[1] // scale) * scale
-    array = pixels[:height, :width]
-    if level:
-        array = cv2.resize(array, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
-    luma = array.astype(np.float32)
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """Float luma (BT.601 weights)."""
+    luma = pixels.astype(np.float32)
     return luma @ np.array([0.299, 0.587, 0.114], dtype=np.float32) if luma.ndim == 3 else luma
 
 
@@ -361,28 +384,250 @@ def _peaks(corr: np.ndarray, count: int) -> list[tuple[float, float, float]]:
             denom = left - 2 * mid + right
             offsets.append(i + (0.5 * (left - right) / denom if denom < 0 else 0.0))
         found.append((offsets[0], offsets[1], z))
-        rr = np.arange(r - 3, r + 4) % TILE
-        cc = np.arange(c - 3, c + 4) % TILE
+        rr = np.arange(r - 2, r + 3) % TILE
+        cc = np.arange(c - 2, c + 3) % TILE
         work[np.ix_(rr, cc)] = -np.inf
     return found
 
 
-def _candidates(layout: _Layout, pixels: np.ndarray, level: int) -> list[tuple[float, int, np.ndarray]]:
-    """(pilot peak z, level, soft coded bits) for the best alignments of the folded image at ``level``."""
-    if level < 0 or min(pixels.shape[:2]) >> level < MIN_WORKING_SIDE:
-        return []
-    spectrum = _fold_fft(_normalise(_luma(pixels, level))[0])
+def _read(layout: _Layout, detail: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(pilot peak z, soft coded bits) for the best alignments of the folded working image."""
+    spectrum = _fold_fft(detail)
     coefficients = spectrum[layout.rows, layout.cols]
     weight = 1.0 / _ring_variance(layout, _dof_values(layout, coefficients))[layout.ring]
     pilot = _spectrum(layout, layout.pilot * weight)[:, : TILE // 2 + 1]
     corr = np.fft.irfft2(spectrum * np.conj(pilot), s=(TILE, TILE))
     carriers = layout.bit >= 0
     found = []
-    for row, col, z in _peaks(corr, PEAKS_PER_LEVEL):
+    for row, col, z in _peaks(corr, PEAKS_PER_GEOMETRY):
         phase = np.exp(2j * np.pi * (layout.freq_rows * row + layout.freq_cols * col) / TILE)
         values = (_dof_values(layout, coefficients * phase) * weight * layout.sign)[carriers]
-        found.append((z, level, np.bincount(layout.bit[carriers], weights=values, minlength=coding.CODED_BITS)))
+        found.append((z, np.bincount(layout.bit[carriers], weights=values, minlength=coding.CODED_BITS)))
     return found
+
+
+# -- geometry: where the tiles are in an image that may have been resized, cropped or rotated ------------------
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A candidate map from the tile to the image: ``basis`` holds the tile's x and y edges (columns) in the
+    pixels of ``_Observed.base``. ``tiles`` is the frame tiling (down, across) for a frame geometry."""
+
+    basis: np.ndarray
+    kind: str  # "frame" or "search"
+    tiles: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """An image as the detector sees it: its luma at a bounded size, and a whitened power spectrum of it."""
+
+    size: tuple[int, int]  # height, width of the image itself
+    base: np.ndarray  # luma, resized (frame to frame) so that a tile keeps at least one pixel a working pixel
+    power: np.ndarray  # whitened power spectrum (rfft2 layout, one column more) of the smaller analysis image
+    width: int  # the analysis image's width (the rfft2 layout does not tell it)
+    blurred: np.ndarray  # the same, smoothed: for the coarse search, which reads the nearest bin
+    analysis_scale: tuple[float, float]  # analysis pixels per base pixel (y, x)
+
+
+def _observe(pixels: np.ndarray) -> _Observed:
+    import cv2
+
+    height, width = pixels.shape[:2]
+    short = min(height, width)
+    f = min(1.0, (TILE * (MAX_TILES + 1)) / short)
+    size = (max(1, round(width * f)), max(1, round(height * f)))
+    base = _luma(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) if f < 1 else pixels)
+    g = min(1.0, _ANALYSIS_SIDE / min(base.shape))
+    small = cv2.resize(base, (max(1, round(base.shape[1] * g)), max(1, round(base.shape[0] * g))),
+                       interpolation=cv2.INTER_AREA) if g < 1 else base
+    detail = small - cv2.GaussianBlur(small, (0, 0), 12.0)
+    detail /= np.sqrt(np.maximum(cv2.blur(detail * detail, (41, 41)), 0.0)) + 0.5
+    h, w = detail.shape
+    window = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
+    spectrum = np.fft.rfft2(detail * window)
+    power = spectrum.real**2 + spectrum.imag**2
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    radius = np.minimum((np.hypot(fy, fx) * 200).astype(int), 100)
+    profile = np.bincount(radius.ravel(), weights=power.ravel()) / np.maximum(np.bincount(radius.ravel()), 1)
+    power = np.minimum(power / (profile[radius] + 1e-12), 10.0).astype(np.float32)
+    power = np.concatenate([power, power[:, -1:]], axis=1)  # one column more: bilinear reads never fall off
+    blurred = cv2.GaussianBlur(power, (0, 0), 0.8)
+    return _Observed((height, width), base, power, w, blurred, (h / base.shape[0], w / base.shape[1]))
+
+
+def _tukey(n: int, taper: float = 0.1) -> np.ndarray:
+    """A window flat in the middle that falls to zero over ``taper`` of each end (keeps most of the image)."""
+    x = np.arange(n) / max(n - 1, 1)
+    edge = np.minimum(x, 1 - x) / taper
+    return np.where(edge >= 1, 1.0, 0.5 - 0.5 * np.cos(np.pi * np.minimum(edge, 1)))
+
+
+@lru_cache(maxsize=4)
+def _lattice_points(max_radius: float) -> np.ndarray:
+    """The ring's half-plane frequencies (x, y), in cycles per tile, up to ``max_radius``."""
+    fr, fc, ring = _ring_mask()
+    keep = ring & (np.hypot(fr, fc) <= max_radius)
+    return np.stack([fc[keep], fr[keep]], axis=1).astype(np.float32)
+
+
+def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.ndarray,
+                   nearest: bool = False) -> np.ndarray:
+    """Mean whitened power at the lattice points each basis (n x 2 x 2, in analysis pixels) puts the tile's
+    ring on: a periodic pattern's energy lies on that lattice whatever its translation. ``nearest`` reads the
+    nearest bin (for the coarse search, on a dilated spectrum) instead of interpolating."""
+    h, half = power.shape[0], power.shape[1] - 1
+    inv_t = np.linalg.inv(bases).transpose(0, 2, 1).astype(np.float32)  # frequencies = basis^-T k
+    kx, ky = points[None, :, 0], points[None, :, 1]
+    wx = inv_t[:, 0, 0, None] * kx + inv_t[:, 0, 1, None] * ky
+    wy = inv_t[:, 1, 0, None] * kx + inv_t[:, 1, 1, None] * ky
+    sign = np.where(wx < 0, -1.0, 1.0).astype(np.float32)
+    wx, wy = wx * sign, wy * sign
+    valid = (wx < 0.42) & (np.abs(wy) < 0.42)
+    fx = np.where(valid, wx * width, 0.0)
+    fy = np.mod(wy * h, h)
+    if nearest:
+        values = power[np.rint(fy).astype(np.int64) % h, np.minimum(np.rint(fx).astype(np.int64), half)]
+    else:
+        x0, y0 = fx.astype(np.int64), fy.astype(np.int64)
+        ax, ay = fx - x0, fy - y0
+        y1 = (y0 + 1) % h
+        values = ((1 - ay) * ((1 - ax) * power[y0, x0] + ax * power[y0, x0 + 1])
+                  + ay * ((1 - ax) * power[y1, x0] + ax * power[y1, x0 + 1]))
+    count = valid.sum(axis=1)
+    score = (values * valid).sum(axis=1) / np.maximum(count, 1)
+    return np.where(count >= 0.3 * points.shape[0], score, 0.0)
+
+
+def _rotation(theta: np.ndarray) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.stack([np.stack([c, -s], axis=-1), np.stack([s, c], axis=-1)], axis=-2)
+
+
+def _tilings(height: int, width: int, low: float = 0.25, high: float = 2.5,
+             nearby: bool = False) -> list[tuple[int, int]]:
+    """Frame tilings (down, across) an image of this size may carry: its own, then those of any image it may
+    have been rescaled from (``low`` to ``high`` times its size, changing its aspect ratio by up to 1.6x, or,
+    if ``nearby``, keeping it), in either orientation."""
+    short, long = sorted((height, width))
+    own = frame_tiles(height, width)
+    found = [own]
+    for across_short in range(_tiles_for(int(short / high)), _tiles_for(int(short / low)) + 1):
+        nearest = round(long * across_short / short)
+        for across_long in range(nearest if nearby else math.ceil(nearest / 1.6),
+                                 nearest + 1 if nearby else math.floor(nearest * 1.6) + 1):
+            if across_long >= MIN_TILES:
+                for tiling in ((across_short, across_long), (across_long, across_short)):
+                    if tiling not in found:
+                        found.append(tiling)
+    return found
+
+
+def _frame_geometries(obs: _Observed) -> list[_Geometry]:
+    """The frame tilings worth reading: the image's own, and the others whose lattice scores best."""
+    if min(obs.size) < MIN_SIDE // 4:
+        return []
+    tilings = _tilings(*obs.size)
+    bh, bw = obs.base.shape
+    bases = np.array([np.diag([bw / across, bh / down]) for down, across in tilings])
+    in_analysis = np.diag(obs.analysis_scale[::-1]) @ bases
+    scores = _lattice_score(obs.power, obs.width, in_analysis, _lattice_points(BAND[1]))
+    order = [0] + [int(i) for i in np.argsort(-scores[1:]) + 1][: FRAME_GEOMETRIES - 1]
+    return [_Geometry(bases[i], "frame", tilings[i]) for i in order]
+
+
+def _aspects(height: int, width: int) -> list[float]:
+    """Tile aspect ratios (width over height, in pixels) of the frame tilings this image may carry after a crop
+    (to half its area), a rotation or a screenshot: those of images 0.7x to 1.5x its size."""
+    found: list[float] = []
+    for down, across in _tilings(height, width, 0.7, 1.5, nearby=True):
+        aspect = (width / across) / (height / down)
+        if 0.7 <= aspect <= 1.45 and all(abs(math.log(aspect / a)) > 0.015 for a in found):
+            found.append(aspect)
+    return found
+
+
+def _search(obs: _Observed) -> list[_Geometry]:
+    """The best-scoring lattices over tile size, aspect and rotation (a crop, a rotation, a screenshot)."""
+    h, w = obs.power.shape[0], obs.width
+    short = min(obs.size)
+    to_analysis = min(h, w) / short
+    low = max(36.0, short / (MAX_TILES + 0.5)) * to_analysis
+    low, high = max(low, BAND[1] / 0.42), min(h, w) / 1.15
+    if high <= low or short < MIN_SIDE // 4:
+        return []
+    logs = np.arange(math.log(low), math.log(high), 0.02)
+    thetas = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
+    aspects = np.log(_aspects(*obs.size))
+    grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
+    scores = _lattice_score(obs.blurred, w, _bases(grid), _lattice_points(BAND[1]), nearest=True)
+    picked: list[np.ndarray] = []
+    for i in np.argsort(-scores):
+        p = grid[i]
+        if all(np.any(np.abs(p - q) > (0.06, 0.01, 0.04)) for q in picked):
+            picked.append(p)
+        if len(picked) == 6:
+            break
+    params, scores = _refine(obs, np.array(picked))
+    best = np.argsort(-scores)[:SEARCH_GEOMETRIES]
+    to_base = np.diag([1 / obs.analysis_scale[1], 1 / obs.analysis_scale[0]])
+    return [_Geometry(to_base @ basis, "search") for basis in _bases(params[best])]
+
+
+def _bases(params: np.ndarray) -> np.ndarray:
+    """Tile bases (n x 2 x 2) from (log tile height, log aspect, rotation) rows."""
+    height = np.exp(params[:, 0])
+    scale = np.zeros((len(params), 2, 2))
+    scale[:, 0, 0], scale[:, 1, 1] = height * np.exp(params[:, 1]), height
+    return _rotation(params[:, 2]) @ scale
+
+
+def _refine(obs: _Observed, params: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Pattern search on the full ring's lattice score, halving the step each round."""
+    points = _lattice_points(BAND[1])
+    step = np.array([0.01, 0.006, math.radians(0.75)])
+    offsets = np.stack(np.meshgrid(*([np.array([-1.0, 0.0, 1.0])] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
+    scores = np.zeros(len(params))
+    for _ in range(rounds):
+        trial = (params[:, None, :] + offsets[None] * step).reshape(-1, 3)
+        values = _lattice_score(obs.power, obs.width, _bases(trial), points).reshape(len(params), -1)
+        best = values.argmax(axis=1)
+        params = trial.reshape(len(params), -1, 3)[np.arange(len(params)), best]
+        scores = values[np.arange(len(params)), best]
+        step /= 2
+    return params, scores
+
+
+def _working(obs: _Observed, geometry: _Geometry) -> np.ndarray:
+    """The detector's front end on the working grid this geometry implies (out-of-image pixels read as 0)."""
+    import cv2
+
+    if geometry.tiles is not None:
+        down, across = geometry.tiles
+        working = cv2.resize(obs.base, (TILE * across, TILE * down), interpolation=cv2.INTER_AREA)
+        return _normalise(working)[0]
+    image = obs.base
+    a = geometry.basis / TILE  # working pixels -> base pixels
+    shrink = int(min(np.linalg.norm(a, axis=0)))
+    if shrink >= 2:
+        image = cv2.resize(image, (image.shape[1] // shrink, image.shape[0] // shrink), interpolation=cv2.INTER_AREA)
+        a = np.diag([image.shape[1] / obs.base.shape[1], image.shape[0] / obs.base.shape[0]]) @ a
+    h, w = image.shape
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], dtype=float) @ np.linalg.inv(a).T
+    low, high = np.floor(corners.min(axis=0)), np.ceil(corners.max(axis=0))
+    size = high - low + 1
+    if size[0] * size[1] > _MAX_WORKING_AREA:
+        kept = np.floor(size * math.sqrt(_MAX_WORKING_AREA / (size[0] * size[1])))
+        low, size = low + (size - kept) // 2, kept
+    matrix = np.hstack([a, (a @ low)[:, None]]).astype(np.float32)
+    dsize = (int(size[0]), int(size[1]))
+    flags = cv2.WARP_INVERSE_MAP
+    working = cv2.warpAffine(image, matrix, dsize, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST | flags)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    return _normalise(working)[0] * inside
 
 
 def detect(image: Image.Image, secret: bytes) -> ImageWatermarkResult:
@@ -391,33 +636,34 @@ def detect(image: Image.Image, secret: bytes) -> ImageWatermarkResult:
 
 
 def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWatermarkResult]:
-    """``detect`` for many images, decoding all their candidates in shared Viterbi batches (faster per image).
+    """``detect`` for many images, decoding the candidates of all images in shared Viterbi batches.
 
-    Three levels are tried per image: the one its size implies, one coarser (a crop that crossed a level) and
-    one finer (a border or padding that grew the image past one; costliest, so tried only when the first two
-    found nothing). At each, the two highest pilot peaks give a candidate alignment; the first candidate, by
-    peak height, whose tag matches is the result.
+    Frame geometries are read first for every image; the search runs only for images none of them decoded.
+    Each geometry gives its two highest pilot peaks as candidates; the first candidate, by peak height, whose
+    tag matches is the result.
     """
     layout = _layout(secret)
-    pixels = [_pixels(image)[0] for image in images]
-    observed = [working_level(*p.shape[:2]) for p in pixels]
-    results: list[ImageWatermarkResult | None] = [None] * len(pixels)
-    best_z = [0.0] * len(pixels)
-    for offsets in ((0, 1), (-1,)):
-        pending = [i for i, r in enumerate(results) if r is None]
-        per_image = {i: [c for o in offsets for c in _candidates(layout, pixels[i], observed[i] + o)] for i in pending}
-        flat = [(i, c) for i in pending for c in per_image[i]]
+    observed = [_observe(_pixels(image)[0]) for image in images]
+    results: list[ImageWatermarkResult | None] = [None] * len(observed)
+    best_z = [0.0] * len(observed)
+    for stage in (_frame_geometries, _search):
+        flat = [(i, z, soft, geometry)
+                for i, obs in enumerate(observed) if results[i] is None
+                for geometry in stage(obs)
+                for z, soft in _read(layout, _working(obs, geometry))]
         if not flat:
             continue
-        softs = np.array([c[2] for _, c in flat])
+        softs = np.array([item[2] for item in flat])
         decoded = np.concatenate([coding.decode(softs[k : k + 256]) for k in range(0, len(softs), 256)])
-        for (i, (z, level, soft)), info in sorted(zip(flat, decoded), key=lambda item: -item[0][1][0]):
+        for (i, z, soft, geometry), info in sorted(zip(flat, decoded), key=lambda item: -item[0][1]):
             best_z[i] = max(best_z[i], z)
             if results[i] is not None:
                 continue
             message = coding.unframe(layout.mac_key, info)
             if message is not None:
                 errors = int(np.count_nonzero(coding.encode(info) != (soft < 0)))
+                to_image = np.diag([observed[i].size[1] / observed[i].base.shape[1],
+                                    observed[i].size[0] / observed[i].base.shape[0]]) @ geometry.basis
                 results[i] = ImageWatermarkResult(
                     found=True,
                     payload=WatermarkPayload.from_bytes(message),
@@ -426,7 +672,9 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
                     confidence=max(0.0, 1.0 - 2.0 * errors / coding.CODED_BITS),
                     false_alarm_probability=FALSE_ALARM_BOUND,
                     sync_z=z,
-                    level=level,
+                    geometry=geometry.kind,
+                    tile_size=(float(np.linalg.norm(to_image[:, 0])), float(np.linalg.norm(to_image[:, 1]))),
+                    rotation=math.degrees(math.atan2(to_image[1, 0], to_image[0, 0])),
                 )
     return [
         r
@@ -439,7 +687,6 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
             confidence=0.0,
             false_alarm_probability=FALSE_ALARM_BOUND,
             sync_z=best_z[i],
-            level=None,
         )
         for i, r in enumerate(results)
     ]

@@ -155,3 +155,15 @@ def test_cli_trace(cli, mixed_log, tmp_path):
     missing.write_text("Nothing in the log resembles this sentence about volcanic glass.", encoding="utf-8")
     assert cli("trace", missing, "--log", mixed_log.path).exit_code == 1
     assert cli("trace", tmp_path / "absent.txt", "--log", mixed_log.path).exit_code == 2
+
+
+def test_copy_served_at_another_size_found_by_the_mark_alone(mixed, mixed_log):
+    from core.imageio import jpeg_roundtrip as jpeg
+    from guard.watermark.image_attacks import to_width
+
+    result = mixed_log.image_outputs[0]
+    copy = jpeg(to_width(result.artifact, 720, 500), 70)  # another size and aspect ratio, re-encoded
+    report = trace_image(copy, mixed, keys=mixed_log.keys, max_distance=0)
+    marked = [m for m in report.matches if m.method == "image-watermark"]
+    assert [m.index for m in marked] == [result.index] and marked[0].details["geometry"] == "frame"
+    _check_proof(mixed, marked[0])

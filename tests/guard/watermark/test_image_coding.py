@@ -11,8 +11,8 @@ MESSAGE = bytes.fromhex("5a3c0123456789abcdef")
 
 
 def test_sizes():
-    assert coding.INFO_BITS == 16 + 64 + 32
-    assert coding.encode(coding.frame(MAC_KEY, MESSAGE)).size == coding.CODED_BITS == 354
+    assert coding.INFO_BITS == 16 + 64 + 40
+    assert coding.encode(coding.frame(MAC_KEY, MESSAGE)).size == coding.CODED_BITS == 378
 
 
 def test_decodes_through_noise_and_corrects_bit_errors():
