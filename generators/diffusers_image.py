@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from core.chat import user_turn
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.errors import InputError, ModelUnavailableError
 from core.weights import weights_sha256
@@ -125,6 +126,7 @@ class DiffusersImage(Generator):
 
         if not prompts:
             return []
+        prompts = [user_turn(p) for p in prompts]  # a conversation's image request is its user turn
         params = {**self.defaults, **params}
         pipe = self.pipeline
         height, width = self._size(params)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.chat import Prompt, content_text, is_chat, validate
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.errors import InputError
 from core.weights import snapshot_folder, weights_sha256
@@ -128,14 +129,23 @@ class TransformersText(Generator):
             raise InputError(f"{self.model_name}: chat_template=True but the tokenizer has no chat template")
         return has if self.chat_template is None else bool(self.chat_template)
 
-    def _prompt_text(self, prompt: str, chat: bool) -> str:
-        if not chat:
+    def _prompt_text(self, prompt: Prompt, chat: bool) -> str:
+        """The text the model continues: a plain prompt as it is, or a conversation through the chat template
+        (``system_prompt`` first, unless the conversation has its own)."""
+        if is_chat(prompt):
+            if not chat:
+                raise InputError(f"{self.model_name}: a chat prompt needs the tokenizer's chat template, and "
+                                 "this model has none (or chat_template=False); send a plain text prompt")
+            messages = [{"role": m["role"], "content": content_text(m.get("content"))} for m in validate(prompt)]
+        elif not chat:
             return prompt
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages.append({"role": "user", "content": prompt})
+        else:
+            messages = [{"role": "user", "content": prompt}]
+        if self.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _encode(self, prompts: list[str], chat: bool):
+    def _encode(self, prompts: list[Prompt], chat: bool):
         texts = [self._prompt_text(p, chat) for p in prompts]
         # A rendered chat template already holds its special tokens; a plain prompt gets the tokenizer's own.
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
@@ -166,7 +176,7 @@ class TransformersText(Generator):
         return merged, gen_kwargs, watermark is not None
 
     def generate(
-        self, prompts: list[str], *, hooks: dict[str, Any] | None = None, **params: Any
+        self, prompts: list[Prompt], *, hooks: dict[str, Any] | None = None, **params: Any
     ) -> list[Generation]:
         """One ``Generation`` per prompt; ``params`` are sampling parameters (``max_new_tokens``, ``temperature``,
         ``top_p``, ``top_k``, ``do_sample``, ``seed``, …) plus ``batch_size``. Outputs are reproducible given
@@ -190,7 +200,7 @@ class TransformersText(Generator):
                     for t in texts]
         return out
 
-    def stream(self, prompt: str, hooks: dict[str, Any] | None = None, **params: Any) -> TextStream:
+    def stream(self, prompt: Prompt, hooks: dict[str, Any] | None = None, **params: Any) -> TextStream:
         """Yield text pieces as they are sampled (generation runs in a thread). The returned ``TextStream``
         carries the recorded ``params`` and ``watermarked``; closing it early stops generation."""
         from transformers import StoppingCriteriaList, TextIteratorStreamer

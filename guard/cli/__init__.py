@@ -53,6 +53,7 @@ COMMAND_MODULES = (
     "guard.cli.detector",
     "guard.cli.scan",
     "guard.cli.review",
+    "guard.cli.serve",
 )
 
 app = typer.Typer(

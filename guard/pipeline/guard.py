@@ -5,17 +5,18 @@ A blocked output is never handed back as content, but every attempt, blocked or 
 
 The Guard composes parts with one job each, built once per Guard: the ``Checker`` (detectors → decisions), the
 ``RecordBuilder`` (decisions → verdict and record), the ``Finisher`` (marks and signatures) and the
-``ProvenanceLog``. ``run`` and ``GuardedStream`` drive the same parts.
+``ProvenanceLog``. ``run`` and ``GuardedStream`` drive the same parts, and so do their async counterparts in
+``aio`` and the checks of existing content in ``checks``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import chat
 from core.errors import GuardError
 from generators.base import Generator
 from generators.callable import CallableGenerator
@@ -29,6 +30,7 @@ from guard.provenance.record import ProvenanceRecord
 from guard.signing.keys import ContentSigner, KeyStore
 
 if TYPE_CHECKING:
+    from guard.pipeline.aio import AsyncGuardedStream
     from guard.pipeline.stream import GuardedStream
 
 
@@ -87,7 +89,8 @@ class Guard:
                                  content_signer=content_signer)
 
     def wrap(self, generator: Generator | Callable[..., Any]) -> "Guarded":
-        """Guard a generator backend or any function ``prompt -> str | PIL image``. Usable as a decorator."""
+        """Guard a generator backend or any function of a prompt: plain or ``async def``, returning text or a PIL
+        image, or yielding text pieces (a streaming client; see ``generators.callable``). Usable as a decorator."""
         if not isinstance(generator, Generator):
             generator = CallableGenerator(generator)
         return Guarded(self, generator)
@@ -163,15 +166,36 @@ class Guard:
 
         return GuardedStream(self, generator, prompt, check_every=check_every, window=window, params=params)
 
+    # -- content that already exists ----------------------------------------------------------------------
+
+    def check_prompt(self, prompt: chat.Prompt, *, source: str = "unspecified") -> GuardedResult:
+        """Check a prompt (a string or a message list) without generating: the prompt rules and actions, logged.
+        ``result.artifact`` is the prompt as the policy lets it through. See ``guard.pipeline.checks``."""
+        from guard.pipeline.checks import check_prompt
+
+        return check_prompt(self, prompt, source=source)
+
+    def check_output(self, content: Any, *, prompt: chat.Prompt | None = None,
+                     source: str = "unspecified") -> GuardedResult:
+        """Check text (or an image) made elsewhere, e.g. a reply from another system: the output rules and actions
+        (and the prompt rules on ``prompt``), then signed and logged as an output of ``source``."""
+        from guard.pipeline.checks import check_output
+
+        return check_output(self, content, prompt=prompt, source=source)
+
     # -- the steps run and streams share -----------------------------------------------------------------
 
-    def check_prompts(self, prompts: list[str]) -> tuple[list[Decision], list[str]]:
-        """Prompt-stage decisions, and the prompts as the generator gets them (redacted where the policy says)."""
+    def check_prompts(self, prompts: list[chat.Prompt]) -> tuple[list[Decision], list[chat.Prompt]]:
+        """Prompt-stage decisions, and the prompts as the generator gets them (redacted where the policy says).
+
+        A prompt is a string or a chat message list; the policy checks its user turn (``core.chat``).
+        """
+        texts = [chat.user_turn(p) for p in prompts]
         decisions, out = [], []
-        for d, prompt in zip(self.checker.check("prompt", self.policy.stages.prompt, prompts), prompts):
-            d, redacted = self.checker.redacted(d, prompt)
+        for d, prompt, text in zip(self.checker.check("prompt", self.policy.stages.prompt, texts), prompts, texts):
+            d, redacted = self.checker.redacted(d, text)
             decisions.append(d)
-            out.append(prompt if redacted is None else redacted)
+            out.append(chat.with_user_turn(prompt, redacted) if d.action is Action.redact else prompt)
         return decisions, out
 
     def hooks(self, generator: Generator) -> dict[str, Any]:
@@ -224,7 +248,8 @@ class Guard:
 
 
 class Guarded:
-    """A guarded generator: call it with a prompt, ``batch`` for many, ``agenerate`` from async code."""
+    """A guarded generator: call it with a prompt (a string or a chat message list), ``batch`` for many,
+    ``stream`` for text as it comes; ``agenerate``, ``abatch`` and ``astream`` from async code."""
 
     def __init__(self, guard: Guard, generator: Generator) -> None:
         self.guard = guard
@@ -238,10 +263,27 @@ class Guarded:
     def batch(self, prompts: list[str], *, images: list[Any] | None = None, **params: Any) -> list[GuardedResult]:
         return self.guard.run(self.generator, list(prompts), images=images, **params)
 
-    async def agenerate(self, prompt: str, **params: Any) -> GuardedResult:
-        """Run the pipeline in a worker thread so a server's event loop keeps serving."""
-        return await asyncio.to_thread(self.__call__, prompt, **params)
-
     def stream(self, prompt: str, *, check_every: int = 8, window: int = 2000, **params: Any) -> "GuardedStream":
         """Yield text as it is generated, checked every ``check_every`` pieces; see ``GuardedStream``."""
         return self.guard.stream(self.generator, prompt, check_every=check_every, window=window, **params)
+
+    # -- async code: an async backend is awaited on the caller's loop, others run in a worker thread --------
+
+    async def agenerate(self, prompt: chat.Prompt, **params: Any) -> GuardedResult:
+        """One guarded generation from async code; see ``guard.pipeline.aio``."""
+        from guard.pipeline.aio import arun
+
+        return (await arun(self.guard, self.generator, [prompt], **params))[0]
+
+    async def abatch(self, prompts: list[chat.Prompt], **params: Any) -> list[GuardedResult]:
+        from guard.pipeline.aio import arun
+
+        return await arun(self.guard, self.generator, list(prompts), **params)
+
+    def astream(self, prompt: chat.Prompt, *, check_every: int = 8, window: int = 2000,
+                **params: Any) -> "AsyncGuardedStream":
+        """``async for`` the text as it is generated, checked every ``check_every`` pieces; then ``.result``."""
+        from guard.pipeline.aio import AsyncGuardedStream
+
+        return AsyncGuardedStream(self.guard, self.generator, prompt, check_every=check_every, window=window,
+                                  params=params)

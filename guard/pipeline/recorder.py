@@ -3,7 +3,8 @@
 Every attempt, allowed or not, becomes one ``ProvenanceRecord``, built complete here (only the finisher's
 watermark and signature are added later, by ``dataclasses.replace``). The verdict follows from the decisions:
 
-- a prompt that is blocked blocks the attempt; otherwise the output stage's action decides;
+- a prompt that is blocked blocks the attempt; otherwise the output stage's action decides (in a record of a
+  prompt alone, ``Guard.check_prompt``, the prompt stage's action does);
 - ``regenerate`` blocks this attempt: the record says ``regenerate`` while attempts remain (the pipeline then
   tries again, with this record as the parent) or ``regenerate: gave up after N attempts`` when none do;
 - a stream cannot be regenerated or redacted after the fact: there those actions, and a stream stopped by a
@@ -19,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from core import chat
 from generators.base import Generation, Generator
 from guard.pipeline.checker import Decision, one_line
 from guard.pipeline.signals import text_signals
 from guard.policy import Action, Policy
 from guard.provenance import artifact as artifacts
-from guard.provenance.record import ProvenanceRecord
+from guard.provenance.record import ProvenanceRecord, canonical
 
 STREAM_STOPPING = (Action.block, Action.regenerate, Action.redact)  # what a stream cannot release
 
@@ -51,9 +53,9 @@ class RecordBuilder:
     def build(
         self,
         generator: Generator,
-        prompt: str,
+        prompt: chat.Prompt | None,
         prompt_decision: Decision,
-        output_decision: Decision = Decision(),
+        output_decision: Decision | None = None,
         *,
         generation: Generation | None = None,
         content: Any = None,
@@ -67,15 +69,19 @@ class RecordBuilder:
     ) -> ProvenanceRecord:
         """The record of one attempt.
 
-        ``generation`` is None when nothing was generated (the prompt was blocked, or generating failed);
-        ``content`` is the output the record names: the generation after redaction, or None when there is none
-        (nothing generated, or a redaction that could not be localised).
+        ``output_decision`` is None when there was no output to check (the prompt was blocked, a prompt alone was
+        checked, or generating failed): the prompt stage's action is then the verdict's, unless an error blocks.
+        ``generation`` is None when nothing was generated (the prompt was blocked, a prompt alone was checked, or
+        generating failed); ``content`` is the output the record names: the generation after redaction, or None
+        when there is none (nothing generated, or a redaction that could not be localised).
         ``stream`` says how a stream ended (None outside a stream). ``error`` is what an attempt raised, at
         ``error_stage``.
         """
+        prompt_only = output_decision is None
+        output_decision = Decision() if output_decision is None else output_decision
         if stream is not None and (stream == "stopped" or output_decision.action in STREAM_STOPPING):
             output_decision = output_decision.escalated(Action.block)
-        verdict, actions = self._verdict(prompt_decision, output_decision, attempt)
+        verdict, actions = self._verdict(prompt_decision, output_decision, attempt, prompt_only)
         if error is not None and content is None:
             verdict = "block"  # nothing was handed back
         if stream == "stopped":
@@ -118,10 +124,10 @@ class RecordBuilder:
             private=private,
         )
 
-    def _verdict(self, prompt: Decision, output: Decision, attempt: int) -> tuple[str, list[str]]:
+    def _verdict(self, prompt: Decision, output: Decision, attempt: int, prompt_only: bool) -> tuple[str, list[str]]:
         actions = [f"{stage}:{d.action.value}" for stage, d in (("prompt", prompt), ("output", output))
                    if d.action is not Action.allow]
-        final = Action.block if prompt.action is Action.block else output.action
+        final = prompt.action if prompt_only or prompt.action is Action.block else output.action
         if final is Action.regenerate:
             actions.append("regenerate" if self.retries(output, attempt)
                            else f"regenerate: gave up after {attempt} attempts")
@@ -130,14 +136,23 @@ class RecordBuilder:
             return final.value, actions
         return ("flag" if Action.flag in (prompt.action, output.action) else "allow"), actions
 
-    def _prompt(self, prompt: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """What the record says of the prompt, and the erasable plaintext kept beside it (policy ``prompt_storage``)."""
-        storage = self.policy.prompt_storage
-        if storage == "plain":
-            return {"storage": storage}, {"prompt": prompt}
-        if storage == "hash":
-            return {"storage": storage, "hmac_sha256": self._prompt_digest(prompt)}, {}
-        return {"storage": storage}, {}
+    def _prompt(self, prompt: chat.Prompt | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """What the record says of the prompt, and the erasable plaintext kept beside it (policy ``prompt_storage``).
+
+        A chat prompt is kept whole, as the canonical JSON of its message list, and marked ``format: chat``.
+        None (content checked without a prompt) stores nothing.
+        """
+        if prompt is None:
+            return {"storage": "none"}, {}
+        said: dict[str, Any] = {"storage": self.policy.prompt_storage}
+        if chat.is_chat(prompt):
+            said["format"] = "chat"
+            prompt = canonical(prompt).decode("utf-8")
+        if said["storage"] == "plain":
+            return said, {"prompt": prompt}
+        if said["storage"] == "hash":
+            return {**said, "hmac_sha256": self._prompt_digest(prompt)}, {}
+        return said, {}
 
     def _text_watermark(self) -> dict[str, Any]:
         cfg = self.policy.watermark.text
