@@ -11,8 +11,9 @@ Two endings that servers meet are logged as attempts like any other:
 - a generator that fails (an API error, a dropped connection): the record's verdict is ``block``, the error is
   under ``errors`` (stage ``generation``), and ``GenerationError`` is raised with the logged results and the
   generator's exception as its cause. A ``GuardError`` (bad input) is raised as it is, unlogged;
-- a stream its consumer leaves early (a client that disconnects, a server that shuts down): the record holds the
-  text released so far, and it is written before the stream lets go, so no attempt goes unlogged.
+- a stream that ends early, closed by its consumer (a client that disconnects) or cancelled (a server that shuts
+  down): the record holds the text released so far, written before the stream lets go, so no attempt goes
+  unlogged.
 """
 
 from __future__ import annotations
@@ -147,9 +148,10 @@ class AsyncGuardedStream:
                                           generation=generation, content=text, params=self.params,
                                           stream_stopped=self.stopped)
             self.result = (await _commit(guard, generator, [], [(rec, None if rec.verdict == "block" else text)]))[0]
-        except (GeneratorExit, asyncio.CancelledError):
-            if self.result is None:  # the consumer left: log now, without awaiting (the task may be cancelled)
-                self.result = self._log_left(source, prompt, prompt_decision, "".join(released))
+        except (GeneratorExit, asyncio.CancelledError) as exc:
+            if self.result is None:  # log now, without awaiting: a cancelled task may not get to await again
+                why = "closed by its consumer" if isinstance(exc, GeneratorExit) else "cancelled"
+                self.result = self._log_left(source, prompt, prompt_decision, "".join(released), why)
             raise
         finally:
             await asyncio.shield(source.aclose())
@@ -157,14 +159,13 @@ class AsyncGuardedStream:
             for piece in held:
                 yield piece
 
-    def _log_left(self, source: Any, prompt: chat.Prompt, prompt_decision: Decision,
-                  released: str) -> "GuardedResult":
+    def _log_left(self, source: Any, prompt: chat.Prompt, prompt_decision: Decision, released: str,
+                  why: str) -> "GuardedResult":
         guard, generator = self.guard, self.generator
         generation = Generation(content=source.text, params=source.params, watermarked=source.watermarked)
         rec = guard.records.build(generator, prompt, prompt_decision, Decision(), generation=generation,
                                   content=released, params=self.params, stream_stopped=False)
-        rec = replace(rec, actions=[*rec.actions, f"stream ended early by its consumer: {len(released)} characters "
-                                                  "released"])
+        rec = replace(rec, actions=[*rec.actions, f"stream {why}: {len(released)} characters released"])
         return guard.commit(generator, [], [(rec, released)])[0]
 
 

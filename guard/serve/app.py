@@ -38,6 +38,7 @@ from guard.serve.protocol import CompletionRequest, ErrorResponse
 
 ENVELOPES_KEPT = 4096  # DSSE envelopes served by /v1/guard/records (about 3 KB each); the log keeps their digests
 WORKER_THREADS = 64  # detectors, signing and the log's writes run here, off the event loop
+SHUTDOWN_POLLS = 200  # at shutdown, wait up to 10 s (polls of 50 ms) for cancelled requests to log their attempts
 _RECORD_ID = re.compile(r"[0-9a-f]{16}")
 
 
@@ -51,6 +52,7 @@ class Gateway:
         self.on_ready = on_ready
         self.envelopes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._executor: ThreadPoolExecutor | None = None
+        self._in_flight = 0  # completions not yet finished, streams included
 
     def app(self) -> Starlette:
         routes = [
@@ -72,6 +74,12 @@ class Gateway:
         try:
             yield
         finally:
+            # uvicorn cancels requests still running when its grace period ends, then shuts down at once: let
+            # them log their attempts (without waiting on anything, they take moments) before the log closes.
+            for _ in range(SHUTDOWN_POLLS):
+                if not self._in_flight:
+                    break
+                await asyncio.sleep(0.05)
             await self.backend.aclose()
             self.close()
 
@@ -123,13 +131,22 @@ class Gateway:
     # -- completions -------------------------------------------------------------------------------------
 
     async def _complete(self, request: Request, kind: protocol.Kind) -> Response:
+        self._in_flight += 1
+        streaming = False
         try:
             self._authorize(request)
             req = protocol.parse(kind, await self._body(request))
             call = self.backend.call(req)
-            return await (self._stream(req, call) if req.stream else self._once(req, call))
+            if not req.stream:
+                return await self._once(req, call)
+            response = await self._stream(req, call)
+            streaming = True  # from here the response counts itself out when it is done
+            return response
         except ErrorResponse as exc:
             return _error(exc)
+        finally:
+            if not streaming:
+                self._in_flight -= 1
 
     async def _once(self, req: CompletionRequest, call: Call) -> Response:
         try:
@@ -159,7 +176,10 @@ class Gateway:
         if first is None and stream.result is not None and stream.result.blocked:
             self._keep(stream.result)
             raise protocol.refusal(stream.result, output=call.called)
-        return EventStream(self._events(req, call, stream, first))
+        return EventStream(self._events(req, call, stream, first), on_close=self._stream_closed)
+
+    def _stream_closed(self) -> None:
+        self._in_flight -= 1
 
     async def _events(self, req: CompletionRequest, call: Call, stream: AsyncGuardedStream,
                       first: str | None) -> AsyncIterator[bytes]:
@@ -259,8 +279,9 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
+    def __init__(self, events: AsyncIterator[bytes], on_close: Any) -> None:
         super().__init__(events, headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self.on_close = on_close
 
     async def stream_response(self, send: Any) -> None:
         import anyio
@@ -268,8 +289,11 @@ class EventStream(StreamingResponse):
         try:
             await super().stream_response(send)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.body_iterator.aclose()
+            finally:
+                self.on_close()
 
 
 def _error(exc: ErrorResponse) -> JSONResponse:
