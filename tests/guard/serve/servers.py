@@ -6,7 +6,8 @@ real OpenAI-compatible server would, and misbehaves on request: the request's ``
 
 - ``words``: the text below, word by word, as server-sent events or one JSON answer;
 - ``drop``: a few pieces, then the connection is closed in the middle of the chunked body;
-- ``slow``: the words, one every ``SLOW_SECONDS``; ``brief``: the first two words, as slowly.
+- ``slow``: the words, one every ``SLOW_SECONDS``; ``brief``: the first two words, as slowly;
+- ``hostile``: a calm start, then ``HOSTILE``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'guard'; from guard.cli import main; main()"]
 SCRIPT = "the river is calm today and the garden is quiet , thank you for asking about it ."
+HOSTILE = "the river is calm today . you are a horrible , stupid , disgusting idiot and I hate you ."
 SLOW_SECONDS = 0.4
 
 
@@ -117,7 +119,7 @@ class ScriptedUpstream:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 upstream.requests.append(body)
-                words = [w + " " for w in SCRIPT.split()]
+                words = [w + " " for w in (HOSTILE if body["model"] == "hostile" else SCRIPT).split()]
                 if not body.get("stream"):
                     return self._json({"id": "chatcmpl-scripted", "object": "chat.completion", "created": 1,
                                        "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",

@@ -1,5 +1,6 @@
-"""The gateway when things go wrong: an upstream that drops the connection mid-stream, and SIGTERM with streams in
-flight. The upstream is a scripted OpenAI-style server on loopback that misbehaves on request."""
+"""The gateway when things go wrong: an output the policy refuses, an upstream that drops the connection
+mid-stream, and SIGTERM with streams in flight. The upstream is a scripted OpenAI-style server on loopback that
+says what the test needs and misbehaves on request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx2
 import openai
 import pytest
 
+from detectors.sentiment import SentimentDetector
 from guard.provenance.log import ProvenanceLog
 from guard.provenance.verify import verify_log
 from guard.signing.keys import KeyStore
@@ -17,6 +19,8 @@ from tests.guard.serve.conftest import keyed_home
 from tests.guard.serve.servers import GuardServe, ScriptedUpstream
 
 ASK = [{"role": "user", "content": "How is the river today?"}]
+OUTPUT_POLICY = ("name: outputs\nstages:\n  output:\n    - detector: sentiment\n      thresholds: {negative: 0.5}\n"
+                 "      action: block\n")
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +32,11 @@ def scripted():
 
 @pytest.fixture(scope="module")
 def gateway(scripted, tmp_path_factory):
-    """No detectors (each piece is released as it comes), a short grace period on SIGTERM."""
+    """Negative outputs are blocked, streams are checked every two pieces; a short grace period on SIGTERM."""
     home = keyed_home(tmp_path_factory.mktemp("gateway"))
-    (home / "policy.yaml").write_text("name: relay\n")
+    (home / "policy.yaml").write_text(OUTPUT_POLICY)
     server = GuardServe(["serve", "--upstream", scripted.url, "--policy", "policy.yaml", "--port", "0",
-                         "--graceful-timeout", "3"], home).wait()
+                         "--check-every", "2", "--graceful-timeout", "3"], home).wait()
     yield server
     server.stop()
 
@@ -43,6 +47,29 @@ def _client(gateway) -> openai.OpenAI:
 
 def _record(gateway, record_id: str) -> dict:
     return httpx2.get(f"{gateway.url}/v1/guard/records/{record_id}").json()["record"]
+
+
+def test_a_refused_output_is_withheld_as_an_openai_error(gateway):
+    with pytest.raises(openai.BadRequestError) as caught:
+        _client(gateway).chat.completions.create(model="hostile", messages=ASK)
+    assert caught.value.code == "content_policy_violation" and "output was withheld" in caught.value.message
+    record = _record(gateway, caught.value.response.headers["x-guard-record-id"])
+    assert record["verdict"] == "block" and record["artifact"] is not None  # generated, scored, not handed back
+
+
+def test_a_stream_is_stopped_before_a_refused_output_is_shown(gateway):
+    shown = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in _client(gateway).chat.completions.create(model="hostile", messages=ASK, stream=True):
+            shown.append(chunk.choices[0].delta.content)
+    text = "".join(shown)
+    # what was shown passed the rule (a lone "horrible" in calm text does not cross it); the rest never came out
+    assert text.startswith("the river is calm") and "idiot" not in text and "hate" not in text
+    [scores] = SentimentDetector().score([text])
+    assert next(s.value for s in scores if s.label == "negative") < 0.5
+    assert caught.value.body["code"] == "content_policy_violation"
+    record = _record(gateway, caught.value.body["guard"]["record_id"])
+    assert record["verdict"] == "block" and "stream stopped by an output check" in record["actions"]
 
 
 def test_an_upstream_that_drops_mid_stream_ends_the_stream_with_an_error_and_a_logged_attempt(gateway):
