@@ -71,12 +71,3 @@ class DeviceUnavailableError(UnavailableError, RuntimeError):
 
 class VerificationError(Finding):
     """A signature, proof or log failed verification. This is a finding, not bad input."""
-
-
-class GenerationError(GuardError):
-    """The generator failed (an API error, a dropped connection). The attempt is logged all the same: ``results``
-    holds the logged result of every prompt of the call, and the generator's own exception is the cause."""
-
-    def __init__(self, message: str, results: list | None = None) -> None:
-        super().__init__(message)
-        self.results = results or []

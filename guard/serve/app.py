@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core.errors import GenerationError, InputError
-from guard.pipeline.aio import AsyncGuardedStream, arun
+from core.errors import InputError
+from guard.pipeline.aio import AsyncGuardedStream, attempts
 from guard.pipeline.guard import Guard, GuardedResult
 from guard.serve import protocol
 from guard.serve.backends import Call, UpstreamError
@@ -149,12 +149,9 @@ class Gateway:
                 self._in_flight -= 1
 
     async def _once(self, req: CompletionRequest, call: Call) -> Response:
-        try:
-            [result] = await arun(self.guard, call, [req.prompt], **req.recorded())
-        except GenerationError as exc:
-            raise self._failure(exc) from None
-        except InputError as exc:
-            raise ErrorResponse(400, str(exc)) from None
+        [result], error = await attempts(self.guard, call, [req.prompt], **req.recorded())
+        if error is not None:
+            raise self._failure(error, result)
         self._keep(result)
         if result.blocked:
             raise protocol.refusal(result, output=call.called)
@@ -166,10 +163,10 @@ class Gateway:
                                     window=self.window, params=req.recorded())
         try:
             first = await anext(stream, None)
-        except GenerationError as exc:
-            raise self._failure(exc) from None
-        except InputError as exc:
-            raise ErrorResponse(400, str(exc)) from None
+        except Exception as exc:  # logged by the stream (its result) before it reached us
+            if stream.result is None:
+                raise
+            raise self._failure(exc, stream.result) from None
         except BaseException:
             await stream.aclose()
             raise
@@ -200,8 +197,10 @@ class Gateway:
             if req.include_usage:
                 yield writer.usage(call.meta.get("usage"))
             yield protocol.DONE
-        except GenerationError as exc:
-            yield protocol.event(self._failure(exc).body())
+        except Exception as exc:  # the stream logged it (its result) before it reached us
+            if stream.result is None:
+                raise
+            yield protocol.event(self._failure(exc, stream.result).body())
         finally:
             await stream.aclose()
 
@@ -250,11 +249,10 @@ class Gateway:
         return {"record_id": record_id, "log_index": index, "record": log.get(index).data,
                 "inclusion_proof": log.inclusion_proof(index).to_dict(), "envelope": self.envelopes.get(record_id)}
 
-    def _failure(self, exc: GenerationError) -> ErrorResponse:
-        """The error a caller gets for a failed generation (logged as ``exc.results``)."""
+    def _failure(self, cause: Exception, result: GuardedResult) -> ErrorResponse:
+        """The error a caller gets for an attempt that ``cause`` cut short (logged as ``result``)."""
         import httpx2
 
-        result, cause = exc.results[0], exc.__cause__
         self._keep(result)
         info, headers = protocol.guard_info(result), protocol.guard_headers(result)
         if isinstance(cause, UpstreamError):
@@ -268,7 +266,9 @@ class Gateway:
         if isinstance(cause, httpx2.TransportError):
             return ErrorResponse(502, f"upstream connection failed: {type(cause).__name__}", type="upstream_error",
                                  code="upstream_unavailable", guard=info, headers=headers)
-        print(f"guard serve: generation failed: {exc}", file=sys.stderr)
+        if isinstance(cause, InputError):  # e.g. a conversation for a model without a chat template
+            return ErrorResponse(400, str(cause), guard=info, headers=headers)
+        print(f"guard serve: generation failed: {type(cause).__name__}: {cause}", file=sys.stderr)
         return ErrorResponse(500, "the model failed; the attempt is logged", type="server_error", guard=info,
                              headers=headers)
 

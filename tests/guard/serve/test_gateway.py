@@ -115,7 +115,7 @@ def test_upstream_errors_pass_through_and_are_logged(gateway, client):
         client.chat.completions.create(model="no-such-model", messages=CHAT, max_tokens=4)
     assert caught.value.code == "model_not_found"
     record = _record(gateway, caught.value.body["guard"]["record_id"])["record"]
-    assert record["verdict"] == "block" and record["errors"][0]["stage"] == "generation"
+    assert record["verdict"] == "block" and record["errors"][0]["stage"] == "generate"
     assert "HTTP 404" in record["errors"][0]["error"] or "does not exist" in record["errors"][0]["error"]
 
 
