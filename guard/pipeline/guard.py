@@ -256,14 +256,16 @@ class Guarded:
         self.generator = generator
         self.__wrapped__ = getattr(generator, "fn", generator)
 
-    def __call__(self, prompt: str, *, image: Any = None, **params: Any) -> GuardedResult:
+    def __call__(self, prompt: chat.Prompt, *, image: Any = None, **params: Any) -> GuardedResult:
         """One guarded generation; ``image`` is an input image (image-to-image, editing) checked before use."""
         return self.guard.run(self.generator, [prompt], images=None if image is None else [image], **params)[0]
 
-    def batch(self, prompts: list[str], *, images: list[Any] | None = None, **params: Any) -> list[GuardedResult]:
+    def batch(self, prompts: list[chat.Prompt], *, images: list[Any] | None = None,
+              **params: Any) -> list[GuardedResult]:
         return self.guard.run(self.generator, list(prompts), images=images, **params)
 
-    def stream(self, prompt: str, *, check_every: int = 8, window: int = 2000, **params: Any) -> "GuardedStream":
+    def stream(self, prompt: chat.Prompt, *, check_every: int = 8, window: int = 2000,
+               **params: Any) -> "GuardedStream":
         """Yield text as it is generated, checked every ``check_every`` pieces; see ``GuardedStream``."""
         return self.guard.stream(self.generator, prompt, check_every=check_every, window=window, **params)
 

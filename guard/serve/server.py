@@ -33,7 +33,7 @@ class ServeOptions:
     keys: Path | None = None
     api_keys: Path | None = None
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = 8080
     max_body_bytes: int = 1 << 20
     upstream_timeout: float = 120.0
     graceful_timeout: float = 30.0
