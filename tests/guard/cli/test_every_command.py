@@ -37,6 +37,9 @@ CASES: dict[str, tuple[int | None, list[str] | None]] = {
     "policy list": (0, None),
     "review serve": (2, ["--log", ABSENT]),  # with no arguments: the default log, absent in a fresh $GUARD_HOME
     "scan": (2, [ABSENT]),
+    "serve keys add": (2, None),  # a missing key file is a new one
+    "serve keys list": (0, None),  # a missing key file holds no keys
+    "serve keys remove": (2, ["alice", "--api-keys", ABSENT]),
     "trace": (2, [ABSENT]),
     "users add": (2, ["ana", "--password-stdin", "--log", ABSENT]),
     "users disable": (2, ["ana", "--log", ABSENT]),

@@ -180,13 +180,14 @@ def test_a_cancelled_stream_is_logged(guard):
 
     async def main():
         stream = guard.wrap(endless).astream("q", check_every=1)
+        first = asyncio.Event()
 
         async def consume():
             async for _ in stream:
-                pass
+                first.set()
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.2)
+        await first.wait()  # the first piece is out; the stream now waits on the backend
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
 import httpx2
 import openai
@@ -89,6 +88,7 @@ def test_an_upstream_that_drops_mid_stream_ends_the_stream_with_an_error_and_a_l
 
 def test_sigterm_lets_short_streams_finish_logs_cancelled_ones_and_exits_cleanly(gateway):
     outcomes: dict[str, object] = {}
+    started = {script: threading.Event() for script in ("slow", "brief")}
 
     def consume(script: str) -> None:
         pieces = []
@@ -96,6 +96,7 @@ def test_sigterm_lets_short_streams_finish_logs_cancelled_ones_and_exits_cleanly
             for chunk in _client(gateway).chat.completions.create(model=script, messages=ASK, stream=True):
                 if chunk.choices and chunk.choices[0].delta.content:
                     pieces.append(chunk.choices[0].delta.content)
+                    started[script].set()
                 if chunk.choices and chunk.choices[0].finish_reason:
                     outcomes[script + ":guard"] = chunk.model_extra["guard"]
         except (openai.APIError, httpx2.HTTPError) as exc:
@@ -105,7 +106,8 @@ def test_sigterm_lets_short_streams_finish_logs_cancelled_ones_and_exits_cleanly
     threads = [threading.Thread(target=consume, args=(s,)) for s in ("slow", "brief")]
     for t in threads:
         t.start()
-    time.sleep(1.5)  # both streams are running: the slow one needs ~6 s, the brief one under 1 s
+    for event in started.values():  # both streams are running: the slow one needs ~6 s more, the brief one 0.4 s
+        assert event.wait(60)
     assert gateway.stop() == 0, gateway.log
     for t in threads:
         t.join(30)
