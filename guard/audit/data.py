@@ -254,11 +254,17 @@ def check_integrity(log: ProvenanceLog, public_key, progress: Callable[[int, int
 
 def gather(log: ProvenanceLog, filters: Filters = Filters(), *, public_key=None, verify: bool = True,
            progress: Callable[[int, int], None] | None = None) -> AuditData:
-    """Read the records that pass ``filters`` and, unless ``verify`` is off, verify the whole log."""
+    """Verify the whole log (unless ``verify`` is off), then read the records that pass ``filters``.
+
+    Each record's bytes are checked against its leaf hash as it is read, except when verification already
+    failed: then the report says so, and counts what the records say."""
     data = AuditData(log=log.display_url, origin=log.origin, log_size=log.size(), filters=filters)
+    if verify:
+        data.integrity = check_integrity(log, public_key, progress)
+    checked = data.integrity is None or data.integrity.verified is not False
 
     def records():  # one pass: every record is counted here while the bias table consumes the same stream
-        for _, record in iter_filtered(log, filters):
+        for _, record in iter_filtered(log, filters, checked=checked):
             if not _add(data, record):
                 continue
             if progress and data.records % 5000 == 0:
@@ -273,6 +279,4 @@ def gather(log: ProvenanceLog, filters: Filters = Filters(), *, public_key=None,
         data.bias = {"available": False, "note": "the bias module is not installed"}
     else:
         data.bias = {"available": True, **group_table(records()).to_dict()}
-    if verify:
-        data.integrity = check_integrity(log, public_key, progress)
     return data

@@ -1,7 +1,8 @@
 """Export log records as JSON Lines, CSV or Parquet, filtered by time, verdict, model and detector.
 
-Time, verdict and model filters run in SQL on the log's indexed columns; the detector filter reads the record.
-Records stream in index order in chunks, so an export of any size runs in bounded memory.
+Every filter reads the record itself, never the log's lookup columns (a column can be edited without touching the
+signed record), and every record's bytes are checked against its leaf hash before it is written. Records stream in
+index order in chunks, so an export of any size runs in bounded memory.
 
 - ``jsonl``: one full record per line plus its ``leaf_hash`` (what ``guard log export`` always wrote);
 - ``csv`` and ``parquet``: one row per record with flat columns (``COLUMNS``) for spreadsheets and data frames,
@@ -67,6 +68,13 @@ class Filters:
                 "models": list(self.models), "detectors": list(self.detectors)}
 
     def matches(self, record: dict[str, Any]) -> bool:
+        created = str(record.get("created_at") or "")
+        if (self.since and created < self.since) or (self.until and created >= self.until):
+            return False
+        if self.verdicts and record.get("verdict") not in self.verdicts:
+            return False
+        if self.models and (record.get("generator") or {}).get("model_id") not in self.models:
+            return False
         if not self.detectors:
             return True
         used = {s.get("detector") for s in record.get("scores", [])} | {e.get("detector") for e in
@@ -74,10 +82,11 @@ class Filters:
         return bool(used & set(self.detectors))
 
 
-def iter_filtered(log: ProvenanceLog, filters: Filters, *, chunk: int = 2000) -> Iterator[tuple[StoredRecord, dict]]:
-    """(stored record, parsed record) for every record that passes ``filters``, in index order."""
-    for stored in log.iter_records(chunk=chunk, since=filters.since, until=filters.until, verdicts=filters.verdicts,
-                                   models=filters.models):
+def iter_filtered(log: ProvenanceLog, filters: Filters, *, chunk: int = 2000,
+                  checked: bool = True) -> Iterator[tuple[StoredRecord, dict]]:
+    """(stored record, parsed record) for every record that passes ``filters``, in index order. Raises
+    ``VerificationError`` at a record whose bytes do not match its leaf hash, unless ``checked`` is off."""
+    for stored in log.iter_records(chunk=chunk, checked=checked):
         data = json.loads(stored.body)
         if filters.matches(data):
             yield stored, data

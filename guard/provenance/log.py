@@ -259,17 +259,8 @@ class ProvenanceLog:
                                                        for name, value in record.private.items()})
                 body = record.canonical_bytes()
                 leaf = merkle.leaf_hash(body)
-                rows.append({
-                    "idx": record.index,
-                    "record_id": record.record_id,
-                    "created_at": record.created_at,
-                    "media_type": record.media_type,
-                    "verdict": record.verdict,
-                    "model_id": (record.generator or {}).get("model_id"),
-                    "artifact_sha256": (record.artifact or {}).get("sha256"),
-                    "body": body,
-                    "leaf_hash": leaf,
-                })
+                rows.append({"idx": record.index, **dict(zip(LOOKUP_COLUMNS, lookup_values(vars(record)))),
+                             "body": body, "leaf_hash": leaf})
                 private += [
                     {"idx": record.index, "field": name, "salt": salts[name], "value": value}
                     for name, value in record.private.items()
@@ -341,60 +332,60 @@ class ProvenanceLog:
             return self._size(conn)
 
     def get(self, index: int) -> StoredRecord:
+        """The record at ``index``, confirmed: its bytes hash to its leaf, its lookup columns and erasable values
+        match what the record commits to. Raises ``VerificationError`` naming the record when they do not."""
         from sqlalchemy import select
 
         t, p = self._t["guard_records"], self._t["guard_private"]
         with self._read() as conn:
-            row = conn.execute(
-                select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash).where(t.c.idx == index)
-            ).first()
+            row = conn.execute(select(*(t.c[name] for name in ROW_COLUMNS)).where(t.c.idx == index)).first()
             if row is None:
                 raise LogError(f"no record at index {index} (log size {self._size(conn)})")
-            private = dict(conn.execute(select(p.c.field, p.c.value).where(p.c.idx == index)).all())
-        return StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash), private)
+            private = conn.execute(select(p.c.field, p.c.salt, p.c.value).where(p.c.idx == index)).all()
+        _confirm(row, private)
+        return StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash),
+                            {field: value for field, _salt, value in private})
 
     def find(self, record_id: str) -> int | None:
-        from sqlalchemy import select
-
-        t = self._t["guard_records"]
-        with self._read() as conn:
-            idx = conn.execute(select(t.c.idx).where(t.c.record_id == record_id)).scalar()
-        return None if idx is None else int(idx)
+        """The index of the record with this id (its body confirms the id)."""
+        found = self._lookup("record_id", record_id)
+        return found[0] if found else None
 
     def find_by_artifact(self, sha256_hex: str) -> list[int]:
+        """Indices of the records of this artifact (each record's body confirms the hash)."""
+        return self._lookup("artifact_sha256", sha256_hex)
+
+    def _lookup(self, column: str, value: str) -> list[int]:
+        """Rows whose lookup ``column`` holds ``value``, each confirmed against its record before it is named."""
         from sqlalchemy import select
 
         t = self._t["guard_records"]
         with self._read() as conn:
-            return [int(i) for i in conn.execute(select(t.c.idx).where(t.c.artifact_sha256 == sha256_hex)).scalars()]
+            rows = conn.execute(select(*(t.c[name] for name in ROW_COLUMNS)).where(t.c[column] == value)
+                                .order_by(t.c.idx)).all()
+        for row in rows:
+            _confirm(row)
+        return [int(row.idx) for row in rows]
 
     def iter_records(self, *, start: int = 0, stop: int | None = None, chunk: int = 2000,
-                     since: str | None = None, until: str | None = None, verdicts: Sequence[str] = (),
-                     models: Sequence[str] = ()) -> Iterator[StoredRecord]:
-        """Records in index order, read in chunks so memory stays bounded (private fields not included).
-
-        ``since`` (inclusive) and ``until`` (exclusive) are times as the log writes them (UTC, ``Z``); ``verdicts``
-        and ``models`` keep records with one of those values. These filters run in SQL on indexed columns.
-        """
+                     checked: bool = True) -> Iterator[StoredRecord]:
+        """Records in index order, read in chunks so memory stays bounded (private fields not included). Unless
+        ``checked`` is off, each record's bytes are checked against its leaf hash; ``guard log verify`` checks
+        the rest."""
         from sqlalchemy import select
 
         t = self._t["guard_records"]
         query = select(t.c.idx, t.c.record_id, t.c.body, t.c.leaf_hash)
         if stop is not None:
             query = query.where(t.c.idx < stop)
-        if since:
-            query = query.where(t.c.created_at >= since)
-        if until:
-            query = query.where(t.c.created_at < until)
-        if verdicts:
-            query = query.where(t.c.verdict.in_(list(verdicts)))
-        if models:
-            query = query.where(t.c.model_id.in_(list(models)))
         while True:
             with self._read() as conn:
                 rows = conn.execute(query.where(t.c.idx >= start).order_by(t.c.idx).limit(chunk)).all()
             for row in rows:
-                yield StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash))
+                stored = StoredRecord(int(row.idx), row.record_id, bytes(row.body), bytes(row.leaf_hash))
+                if checked and merkle.leaf_hash(stored.body) != stored.leaf_hash:
+                    _altered(stored.index, "its stored bytes do not hash to its leaf hash")
+                yield stored
             if len(rows) < chunk:
                 return
             start = int(rows[-1].idx) + 1
@@ -504,6 +495,63 @@ class ProvenanceLog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# The columns of ``guard_records`` derived from the record body: the log is searched by them, so every reader that
+# answers from them confirms them against the body (``_confirm``), and ``guard log verify`` checks them all.
+LOOKUP_COLUMNS = ("record_id", "created_at", "media_type", "verdict", "model_id", "artifact_sha256")
+ROW_COLUMNS = ("idx", *LOOKUP_COLUMNS, "body", "leaf_hash")
+
+
+def lookup_values(record: dict[str, Any]) -> tuple:
+    """The values of ``LOOKUP_COLUMNS`` for a record (a ``ProvenanceRecord``'s fields or its parsed body)."""
+    return (record.get("record_id"), record.get("created_at"), record.get("media_type"), record.get("verdict"),
+            (record.get("generator") or {}).get("model_id"), (record.get("artifact") or {}).get("sha256"))
+
+
+def row_problems(index: int, columns: Sequence[Any], body: bytes, leaf: bytes, data: Any,
+                 private: Iterable[tuple[str, bytes, str]] = ()) -> list[str]:
+    """What is wrong with one stored row: bytes that do not hash to the stored leaf hash, a record that names
+    another index, lookup columns that differ from the record, erasable values that do not match the salted
+    commitments in the record. ``columns`` are the row's values of ``LOOKUP_COLUMNS``; ``data`` is the parsed body
+    (None when it is not JSON)."""
+    problems = []
+    if merkle.leaf_hash(body) != leaf:
+        problems.append("stored leaf hash does not match the record bytes")
+    if not isinstance(data, dict):
+        return [*problems, "stored record is not a JSON object"]
+    if data.get("index") != index:
+        problems.append(f"record says index {data.get('index')}, stored at {index}")
+    expected = lookup_values(data)
+    if tuple(columns) != expected:
+        problems += [f"lookup column {name} ({have!r}) does not match the record ({want!r})"
+                     for name, have, want in zip(LOOKUP_COLUMNS, columns, expected) if have != want]
+    committed = data.get("commitments") if isinstance(data.get("commitments"), dict) else {}
+    for name, salt, value in private:
+        if name not in committed:
+            problems.append(f"erasable field {name!r} is stored but the record commits to no such field")
+        elif not hmac.compare_digest(commitment(bytes(salt), value), str(committed[name])):
+            problems.append(f"erasable field {name!r} does not match the record's commitment")
+    return problems
+
+
+def _confirm(row, private: Iterable[tuple[str, bytes, str]] = ()) -> None:
+    """Raise ``VerificationError`` unless the stored row agrees with its record (see ``row_problems``)."""
+    body = bytes(row.body)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    columns = [getattr(row, name) for name in LOOKUP_COLUMNS]
+    problems = row_problems(int(row.idx), columns, body, bytes(row.leaf_hash), data, private)
+    if problems:
+        _altered(int(row.idx), problems[0])
+
+
+def _altered(index: int, problem: str) -> None:
+    from core.errors import VerificationError
+
+    raise VerificationError(f"record {index}: {problem}: the log was altered; run `guard log verify`")
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:

@@ -57,35 +57,34 @@ class VerifyReport:
 
 
 def _check_bodies(url: str, start: int, stop: int) -> list[tuple[int, str]]:
-    """Problems with the stored records in [start, stop): bytes that do not hash to the stored leaf hash, and
-    records whose own index or id disagrees with where they are stored. Runs in a worker process."""
+    """Problems with the stored records in [start, stop): bytes that do not hash to the stored leaf hash,
+    records whose own index disagrees with where they are stored, lookup columns that differ from the record and
+    erasable values that do not match their commitments (``log.row_problems``). Runs in a worker process."""
     import orjson  # parses every record; the standard library's parser was 40% of a full verification
 
-    from guard.provenance.log import ProvenanceLog
+    from guard.provenance.log import ROW_COLUMNS, ProvenanceLog, row_problems
 
     log = ProvenanceLog(url)
     problems: list[tuple[int, str]] = []
+    where = f"idx >= {int(start)} AND idx < {int(stop)}"
     with log.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT idx, record_id, body, leaf_hash FROM guard_records WHERE idx >= {int(start)} "
-            f"AND idx < {int(stop)} ORDER BY idx"
-        )
-        for idx, record_id, body, stored_leaf in rows:
-            body = bytes(body)
-            if merkle.leaf_hash(body) != bytes(stored_leaf):
-                problems.append((idx, "stored leaf hash does not match the record bytes"))
+        private: dict[int, list[tuple[str, bytes, str]]] = {}
+        for idx, name, salt, value in conn.exec_driver_sql(
+                f"SELECT idx, field, salt, value FROM guard_private WHERE {where}"):
+            private.setdefault(int(idx), []).append((name, bytes(salt), value))
+        rows = conn.exec_driver_sql(f"SELECT {', '.join(ROW_COLUMNS)} FROM guard_records WHERE {where} ORDER BY idx")
+        for idx, *columns, body, leaf in rows:  # ROW_COLUMNS: idx, the lookup columns, body, leaf_hash
+            idx, body = int(idx), bytes(body)
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:
-                problems.append((idx, "stored record is not valid JSON"))
-                continue
-            if not isinstance(data, dict) or data.get("index") != idx:
-                said = data.get("index") if isinstance(data, dict) else None
-                problems.append((idx, f"record says index {said}, stored at {idx}"))
-            elif data.get("record_id") != record_id:
-                problems.append((idx, "record id column does not match the record"))
+                data = None
+            problems += [(idx, p) for p in row_problems(idx, columns, body, bytes(leaf), data,
+                                                         private.pop(idx, ()))]
             if len(problems) >= 50:
                 break
+        else:
+            problems += [(idx, "erasable values stored for a record that does not exist") for idx in sorted(private)]
     log.close()
     return problems
 
@@ -151,6 +150,7 @@ def verify_log(
 
     frontier = merkle.Frontier()
     expected = 0
+    bad_nodes: list[tuple[int, int, str]] = []  # (first, end, problem): node mismatches, reported after the bodies
     try:
         with log.engine.connect() as node_conn, log.engine.connect() as leaf_conn:
             node_rows = node_conn.execution_options(stream_results=True, yield_per=chunk).execute(node_query)
@@ -162,15 +162,13 @@ def verify_log(
                     report.bad_record(expected, f"missing (next stored record has index {idx})")
                     break
                 for level, node_idx, h in frontier.append(bytes(stored_leaf)):
-                    if pending_node is None or (int(pending_node.level), int(pending_node.idx)) != (level, node_idx):
-                        report.bad_record(node_idx << level, f"Merkle node ({level}, {node_idx}) is missing")
-                        continue
                     start, end = node_idx << level, (node_idx + 1) << level
-                    # A smaller bad node already found under this one explains it; report only new damage.
-                    explained = report.first_bad_index is not None and start <= report.first_bad_index < end
-                    if bytes(pending_node.hash) != h and not explained:
-                        report.bad_record(start, f"Merkle node ({level}, {node_idx}) over records [{start}, {end}) "
-                                          "does not match")
+                    if pending_node is None or (int(pending_node.level), int(pending_node.idx)) != (level, node_idx):
+                        bad_nodes.append((start, end, f"Merkle node ({level}, {node_idx}) is missing"))
+                        continue
+                    if bytes(pending_node.hash) != h:
+                        bad_nodes.append((start, end, f"Merkle node ({level}, {node_idx}) does not match: one of "
+                                          f"records [{start}, {end}) was rewritten with a matching leaf hash"))
                     pending_node = next(node_rows, None)
                 expected += 1
                 for cid, root in claimed.get(frontier.size, []):
@@ -191,6 +189,13 @@ def verify_log(
 
     for i, message in body_problems:
         report.bad_record(i, message)
+    # A node over a record already found bad is explained by it (a changed leaf hash changes every node above
+    # it); only a node with no bad record under it, or under a smaller bad node, says something new.
+    bad = sorted({i for i, _ in body_problems})
+    for start, end, message in bad_nodes:
+        if not any(start <= i < end for i in bad):
+            report.bad_record(start, message)
+            bad.append(start)
 
     report.size = expected
     report.root = frontier.root()

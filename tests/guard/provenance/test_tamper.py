@@ -48,9 +48,16 @@ def modify_leaf_hash(log, keys):
 
 
 def rewrite_record_and_its_hash(log, keys):
-    # A careful attacker keeps body and leaf hash consistent; the stored interior nodes still disagree. The
-    # smallest disagreeing node covers records [732, 734), so verification names 732, the start of that range.
+    # A careful attacker keeps body and leaf hash consistent; the verdict column still says what was signed.
     body = bytes(_rows(log, "idx = 733")[0].body).replace(b'"verdict":"allow"', b'"verdict":"flag"')
+    _exec(log, "UPDATE guard_records SET body = :b, leaf_hash = :h WHERE idx = 733", b=body, h=merkle.leaf_hash(body))
+    return 733, None
+
+
+def rewrite_unindexed_field_and_its_hash(log, keys):
+    # The same with a field no column mirrors: only the stored interior nodes disagree. The smallest disagreeing
+    # node covers records [732, 734), and no hash says which of the two changed: verification names 732.
+    body = bytes(_rows(log, "idx = 733")[0].body).replace(b'"seed":733', b'"seed":734')
     _exec(log, "UPDATE guard_records SET body = :b, leaf_hash = :h WHERE idx = 733", b=body, h=merkle.leaf_hash(body))
     return 732, None
 
@@ -110,7 +117,8 @@ def _checkpoint_note(log, cid: int) -> str:
         return conn.execute(text("SELECT note FROM guard_checkpoints WHERE id = :i"), {"i": cid}).scalar()
 
 
-CASES = [modify_record_byte, modify_leaf_hash, rewrite_record_and_its_hash, delete_record, insert_record,
+CASES = [modify_record_byte, modify_leaf_hash, rewrite_record_and_its_hash,
+         rewrite_unindexed_field_and_its_hash, delete_record, insert_record,
          reorder_records, truncate_tail, modify_interior_node, swap_checkpoint, forge_checkpoint_signature]
 
 
