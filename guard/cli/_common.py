@@ -21,6 +21,25 @@ KeysOpt = Annotated[
 ]
 
 
+def check_out(path: Path | None, option: str = "--out") -> None:
+    """Refuse an output path that cannot be written, before the command changes anything (a checkpoint signed
+    into the log, a report computed for nothing): a folder, a file in a folder that does not exist, or a place
+    this user cannot write."""
+    import os
+
+    from core.errors import InputError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: folder {parent} does not exist")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise InputError(f"{option} {path}: not writable")
+
+
 def keystore(path: Path | None):
     from guard.signing.keys import KeyStore
 

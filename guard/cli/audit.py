@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, check_out, keystore, open_existing_log
 from guard.cli._output import stderr
 
 
@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         fmt = "json" if as_json else "md" if markdown else {".md": "md", ".json": "json"}.get(
             out.suffix.lower() if out else "", "html")
         filters = Filters.parse(since=since, until=until)
+        check_out(out)
         plog = open_existing_log(log)
         public_key = None
         if not no_verify:

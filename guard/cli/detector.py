@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from guard.cli._common import JsonOpt
+from guard.cli._common import JsonOpt, check_out
 from guard.cli._output import emit, stderr
 from core.errors import InputError
 from core.imageio import image_suffixes
@@ -151,6 +151,7 @@ def register(app: typer.Typer) -> None:
         options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
                                    faces=faces, aggregate=aggregate, device=device, dtype=dtype,
                                    batch_size=batch_size, workers=workers)
+        check_out(out)
         detector = build_detector(options, calibration=False)
         target = out or detector.default_calibration_path()
         if target is None:
@@ -198,6 +199,7 @@ def register(app: typer.Typer) -> None:
 
         if backend not in ("spectral", "probe"):
             raise InputError(f"--backend: only spectral and probe can be trained, not {backend!r}")
+        check_out(out)
         real_files, fake_files = image_files(real), image_files(fake)
         with progress_bar("features", len(real_files) + len(fake_files)) as update:
             report = training.train(backend, [str(p) for p in real_files], [str(p) for p in fake_files],

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, check_out, keystore, open_existing_log
 from guard.cli._output import emit, stderr
 
 
@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         from core.errors import InputError, VerificationError
         from guard.verify.evidence import build_bundle, verify_bundle
 
-        plog = open_existing_log(log)
+        check_out(out)
+        plog = open_existing_log(log, write=True)  # signs a checkpoint when none covers the record yet
         if (index is None) == (record_id is None):
             raise InputError("give exactly one of --index and --record-id")
         if record_id is not None:

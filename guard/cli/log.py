@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from guard.cli._common import JsonOpt, KeysOpt, LogOpt, keystore, open_existing_log
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, check_out, keystore, open_existing_log
 from guard.cli._output import emit, stderr
 from core.errors import Finding, InputError, VerificationError
 
@@ -109,7 +109,8 @@ def register(app: typer.Typer) -> None:
                    out: Annotated[Optional[Path], typer.Option(help="Also save the signed note here.")] = None,
                    as_json: JsonOpt = False) -> None:
         """Sign and publish a checkpoint of the current tree; save it to witness the log later."""
-        plog = open_existing_log(log)
+        check_out(out)
+        plog = open_existing_log(log, write=True)
         signed = plog.checkpoint(keystore(keys_dir).log_private_key())
         if out:
             out.write_text(signed.note)
@@ -165,7 +166,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Erase a private field (right to erasure); every hash, and so the log's verification, is unchanged."""
-        plog = open_existing_log(log)
+        plog = open_existing_log(log, write=True)
         private = sorted(plog.get(index).data.get("commitments") or {})
         if field not in private:
             raise InputError(f"record {index} has no private field {field!r} "
@@ -197,6 +198,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--json without --out writes JSON Lines to stdout, not {fmt}: pass --out for {fmt}")
         filters = Filters.parse(since=since, until=until, verdicts=verdict or (), models=model or (),
                                 detectors=detector or ())
+        check_out(out)
         count = export_records(open_existing_log(log), fmt, out, filters)
         if out:
             emit({"exported": count, "format": fmt, "out": str(out)}, as_json,

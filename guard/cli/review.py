@@ -28,7 +28,7 @@ def _accounts(log: str | None):
     from guard.review.auth import Accounts
     from guard.review.store import ReviewStore
 
-    return Accounts(ReviewStore(open_existing_log(log)))
+    return Accounts(ReviewStore(open_existing_log(log, write=True)))
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         if not file.is_file():  # the input first: a missing file is named before a missing log
             raise InputError(f"{file}: no such file")
         keys = KeyStore(keys_dir)
-        report = trace_file(file, open_existing_log(log), keys=keys if keys.directory.is_dir() else None,
+        plog = open_existing_log(log, write=True)  # brings the trace index (tables beside the log's) up to date
+        report = trace_file(file, plog, keys=keys if keys.directory.is_dir() else None,
                             max_distance=max_distance, min_similarity=min_similarity, limit=limit)
 
         def human(c) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt, KeysOpt, keystore
+from guard.cli._common import JsonOpt, KeysOpt, check_out, keystore
 from guard.cli._output import emit
 
 
@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         from guard.watermark import image as wm_image
         from core.imageio import load_image as open_image, save_image
 
+        check_out(out)
         store = keystore(keys_dir)
         source = open_image(image)
         try:

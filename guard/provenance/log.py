@@ -10,6 +10,10 @@ and gap-free across threads and processes, and a crash loses only what was never
 
 Erasable personal data (``ProvenanceRecord.private``) lives in its own table next to a salted commitment in the
 leaf; erasing it removes the row and overwrites it on disk without touching any hash.
+
+A log opened ``readonly`` (every command that only reads) never writes: SQLite opens the file read-only and
+PostgreSQL sessions are read-only, and a database without the log's tables is "not a genguard log" rather than
+one to create them in.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,21 +93,21 @@ def normalize_url(ref: str | Path | None) -> str:
         path = Path(text).expanduser().resolve()
         if path.is_dir():
             raise LogError(f"{path}: is a folder, expected a log file or database URL")
-        path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"
     if text.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + text.split("://", 1)[1]
     return text
 
 
-def open_existing(ref: str | Path | None) -> "ProvenanceLog":
-    """Open a log that must already exist: a mistyped path is an error, not a new empty log."""
+def open_existing(ref: str | Path | None, *, write: bool = False) -> "ProvenanceLog":
+    """Open a log that must already exist: a mistyped path is an error, not a new empty log, and a database
+    without the log's tables is "not a genguard log". Read-only unless ``write``: reading never writes."""
     normalized = normalize_url(ref)
     if normalized.startswith("sqlite:///"):
         path = Path(normalized.removeprefix("sqlite:///"))
         if not path.is_file():
             raise LogError(f"{path}: no provenance log there (pass --log or set GUARD_LOG)")
-    return ProvenanceLog(normalized)
+    return ProvenanceLog(normalized, create=False, readonly=not write)
 
 
 @dataclass(frozen=True)
@@ -161,29 +166,51 @@ class StoredRecord:
 
 
 class ProvenanceLog:
-    """One log, addressed by a SQLAlchemy URL or a file path. Safe to share between threads."""
+    """One log, addressed by a SQLAlchemy URL or a file path. Safe to share between threads.
 
-    def __init__(self, url: str | Path | None = None) -> None:
-        from sqlalchemy import create_engine, event
+    By default the log is created when it does not exist. ``create=False`` opens only an existing log (its
+    tables must be there); ``readonly=True`` also opens it for reading only, so nothing can be written.
+    """
+
+    def __init__(self, url: str | Path | None = None, *, create: bool = True, readonly: bool = False) -> None:
+        from sqlalchemy import create_engine, event, pool
 
         self.url = normalize_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        self.readonly = readonly
+        create = create and not readonly
+        self.tables = _tables()
+        self._t = self.tables.tables
         try:
             if self.dialect == "sqlite":
-                self.engine = create_engine(self.url, connect_args={"timeout": 60})
-                event.listen(self.engine, "connect", _sqlite_connect)
+                path = Path(self.url.removeprefix("sqlite:///"))
+                if create:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self.engine = create_engine(self.url, connect_args={"timeout": 60})
+                else:
+                    if not path.is_file():
+                        raise LogError(f"{path}: no provenance log there")
+                    self.engine = create_engine(  # a URI with mode=ro: SQLite itself refuses every write
+                        "sqlite://", poolclass=pool.QueuePool,
+                        creator=lambda: _sqlite_open(path, readonly=readonly))
+                event.listen(self.engine, "connect", partial(_sqlite_connect, wal=create))
                 event.listen(self.engine, "begin", _sqlite_begin)
             else:
-                self.engine = create_engine(self.url, pool_pre_ping=True)
-            self.tables = _tables()
-            self.tables.create_all(self.engine)
-        except Exception as exc:  # driver errors: unreachable server, unwritable file, bad URL
+                options = {"options": "-c default_transaction_read_only=on"} if readonly else {}
+                self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=options)
+            if create:
+                with self._write() as conn:  # under the write lock: processes creating one log at once queue
+                    self.tables.create_all(conn)
+            self._meta = self._ensure_meta() if create else self._read_meta()
+        except LogError:
+            raise
+        except Exception as exc:  # driver errors: unreachable server, unwritable file, bad URL, not a database
+            if not create and "not a database" in str(exc):
+                raise LogError(f"{_redact(self.url)}: not a genguard log (not an SQLite database)") from exc
             raise LogError(f"cannot open provenance log {_redact(self.url)}: {_first_line(exc)}") from exc
-        self._t = self.tables.tables
         self._lock = threading.Lock()  # guards the in-memory frontier cache
         self._frontier: tuple[int, bytes, merkle.Frontier] | None = None
         self._newest: InclusionProof | None = None  # of the last leaf this object appended, at that tree size
-        self._meta = self._ensure_meta()
 
     def __repr__(self) -> str:
         return f"ProvenanceLog({_redact(self.url)!r})"
@@ -198,6 +225,8 @@ class ProvenanceLog:
     def _write(self):
         from sqlalchemy import text
 
+        if self.readonly:
+            raise LogError(f"{self.display_url} was opened read-only")
         with self.engine.connect() as conn:
             conn = conn.execution_options(guard_write=True)
             with conn.begin():
@@ -222,6 +251,23 @@ class ProvenanceLog:
                 log_id = secrets.token_hex(8)
                 values = {"log_id": log_id, "origin": f"genguard.log/{log_id}", "salt": secrets.token_hex(32)}
                 conn.execute(meta.insert(), [{"key": k, "value": v} for k, v in values.items()])
+        return values
+
+    def _read_meta(self) -> dict[str, str]:
+        """The metadata of an existing log; a database without the log's tables is not a log."""
+        from sqlalchemy import inspect, select
+
+        present = set(inspect(self.engine).get_table_names())
+        missing = sorted(set(self._t) - present)
+        if missing:
+            raise LogError(f"{_redact(self.url)}: not a genguard log (no {', '.join(missing)} table"
+                           f"{'s' if len(missing) > 1 else ''}); pass the log a guarded pipeline wrote "
+                           "(--log or GUARD_LOG)")
+        meta = self._t["guard_meta"]
+        with self._read() as conn:
+            values = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+        if not {"log_id", "origin", "salt"} <= set(values):
+            raise LogError(f"{_redact(self.url)}: not a genguard log (its guard_meta table has no log id)")
         return values
 
     @property
@@ -554,14 +600,24 @@ def _altered(index: int, problem: str) -> None:
     raise VerificationError(f"record {index}: {problem}: the log was altered; run `guard log verify`")
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:
+def _sqlite_open(path: Path, *, readonly: bool):
+    """A connection to an existing SQLite file; ``mode=ro`` makes SQLite refuse every write to it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    mode = "ro" if readonly else "rw"
+    return sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, timeout=60, check_same_thread=False)
+
+
+def _sqlite_connect(dbapi_conn, _record, *, wal: bool = True) -> None:
     # Let the "begin" hook decide how transactions start (the pysqlite driver would otherwise start them lazily).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    if wal:  # a new log is switched to WAL once (it persists); an existing file is not touched before it is checked
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA secure_delete=ON")
-    cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
 
 

@@ -64,7 +64,7 @@ def _check_bodies(url: str, start: int, stop: int) -> list[tuple[int, str]]:
 
     from guard.provenance.log import ROW_COLUMNS, ProvenanceLog, row_problems
 
-    log = ProvenanceLog(url)
+    log = ProvenanceLog(url, readonly=True)
     problems: list[tuple[int, str]] = []
     where = f"idx >= {int(start)} AND idx < {int(stop)}"
     with log.engine.connect() as conn:

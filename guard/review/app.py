@@ -59,7 +59,7 @@ class Review:
 
         self.config = config
         check_public_fields(config.public_fields)
-        self.log = open_existing(config.log)
+        self.log = open_existing(config.log, write=True)  # decisions are appended as records
         self.store = ReviewStore(self.log)
         self.accounts = Accounts(self.store, profile=config.password_profile)
         keys = KeyStore(config.keys)
