@@ -7,8 +7,10 @@ for multi-label models and softmax probabilities otherwise, as the model's ``pro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from core.device import Precision
 from core.errors import InputError, ModelUnavailableError
@@ -24,6 +26,31 @@ class ClassifierDetector(WindowedClassifierDetector):
     ``BatchSettings``. Long texts are windowed like the toxicity detector's and keep each label's maximum."""
 
     name: ClassVar[str] = "classifier"
+
+    @classmethod
+    def emitted_labels(cls, options: Mapping[str, Any]) -> frozenset[str] | None:
+        if options.get("labels"):
+            return frozenset(options["labels"].values())
+        model_labels = config_labels(options["model"], options.get("revision"))
+        return None if model_labels is None else frozenset(model_labels)
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        from detectors.base import OptionError
+
+        super().validate_options(options)
+        model = str(options["model"])
+        if _looks_like_path(model) and not Path(model).expanduser().is_dir():
+            raise OptionError(f"{model}: no such model folder", "model")
+        labels = options.get("labels")
+        if labels is not None and not labels:
+            raise OptionError("labels is empty: map at least one model label, or leave it out to report all",
+                              "labels")
+        model_labels = config_labels(model, options.get("revision"))
+        unknown = sorted(set(labels or ()) - set(model_labels or labels or ()))
+        if unknown:
+            raise OptionError(f"labels {unknown} are not labels of {model} (it has {sorted(model_labels)})", "labels")
+
 
     def __init__(
         self,
@@ -89,3 +116,31 @@ class ClassifierDetector(WindowedClassifierDetector):
         if config.problem_type == "multi_label_classification" or config.num_labels == 1:
             return "sigmoid"
         return "softmax"
+
+
+def _looks_like_path(model: str) -> bool:
+    """A local path rather than a hub id (``name`` or ``org/name``)."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or Path(model).exists()
+
+
+def config_labels(model: str, revision: str | None = None) -> list[str] | None:
+    """The model's labels from its ``config.json`` (a local folder, or the hub cache), without loading weights;
+    None when the config is not on this machine."""
+    folder = Path(model).expanduser()
+    path: Any = folder / "config.json"
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            path = try_to_load_from_cache(model, "config.json", revision=revision)
+        except Exception:  # noqa: BLE001 - not a valid hub id: nothing cached under it
+            return None
+        if not isinstance(path, str):
+            return None
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(config.get("id2label"), dict):
+        return [str(v) for _, v in sorted(config["id2label"].items(), key=lambda kv: int(kv[0]))]
+    return [f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))]  # transformers' default names

@@ -32,6 +32,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,16 +110,22 @@ def resolve_store(path: str | os.PathLike) -> Path:
     return p / DB_NAME if p.is_dir() or not p.suffix else p
 
 
+def existing_store(path: str | os.PathLike) -> Path:
+    """The registry file, which must exist."""
+    store = resolve_store(path)
+    if not store.is_file():
+        # The registry is the user's data, not a model's files: its absence stays a plain FileNotFoundError, as
+        # logged detector errors and audit reports have always named it.
+        raise FileNotFoundError(f"{store}: no works registry (register works with `guard works add`)")
+    return store
+
+
 class WorksStore:
     """The registry of protected works' fingerprints (one SQLite file)."""
 
     def __init__(self, path: str | os.PathLike, *, create: bool = False) -> None:
-        self.path = resolve_store(path)
-        if not self.path.is_file():
-            if not create:
-                # The registry is the user's data, not a model's files: its absence stays a plain
-                # FileNotFoundError, as logged detector errors and audit reports have always named it.
-                raise FileNotFoundError(f"{self.path}: no works registry (register works with `guard works add`)")
+        self.path = resolve_store(path) if create else existing_store(path)
+        if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         if create:
@@ -251,6 +258,12 @@ class CopyrightDetector(Detector):
 
     name: ClassVar[str] = "copyright"
     modalities = frozenset({"text", "image"})
+    labels = frozenset({"verbatim", "near_duplicate"})
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        existing_store(options["works"])
 
     def __init__(self, works: str, verbatim_words: int = 40) -> None:
         if verbatim_words < GRAM_WORDS:

@@ -9,6 +9,7 @@ local, and raises ``ModelUnavailableError`` (not a hang or a download) when they
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,12 @@ MODELS = ("original", "unbiased", "multilingual", "original-small", "unbiased-sm
 # detoxify renames some Jigsaw class names so every model reports the same labels (detoxify.load_checkpoint).
 _RENAMED = {"toxic": "toxicity", "identity_hate": "identity_attack", "severe_toxic": "severe_toxicity"}
 
+# The labels each released model reports (``config.dataset.args.classes`` of its checkpoint, renamed): the
+# Toxic Comment models six, the Unintended Bias ones (and the multilingual model since v0.4) seven.
+_ORIGINAL = frozenset({"toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"})
+MODEL_LABELS = {"original": _ORIGINAL, "original-small": _ORIGINAL, "unbiased": _ORIGINAL | {"sexual_explicit"},
+                "unbiased-small": _ORIGINAL | {"sexual_explicit"}, "multilingual": _ORIGINAL | {"sexual_explicit"}}
+
 
 class ToxicityDetector(WindowedClassifierDetector):
     """Scores every label the detoxify model returns (``toxicity``, ``severe_toxicity``, ``obscene``, ``threat``,
@@ -37,6 +44,17 @@ class ToxicityDetector(WindowedClassifierDetector):
     """
 
     name: ClassVar[str] = "toxicity"
+
+    @classmethod
+    def emitted_labels(cls, options: Mapping[str, Any]) -> frozenset[str] | None:
+        if options.get("checkpoint") is None:
+            return MODEL_LABELS.get(options.get("model", "original"))
+        return _checkpoint_labels(Path(options["checkpoint"]))
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        _check_sources(options.get("model", "original"), options.get("checkpoint"), options.get("config_dir"))
 
     def __init__(
         self,
@@ -53,13 +71,7 @@ class ToxicityDetector(WindowedClassifierDetector):
         device: str = "auto",
         num_threads: int | None = None,
     ) -> None:
-        if checkpoint is None and model not in MODELS:
-            raise InputError(f"unknown detoxify model {model!r}; use one of {', '.join(MODELS)} or checkpoint=PATH")
-        if checkpoint is not None and not Path(checkpoint).is_file():
-            raise ModelUnavailableError(f"{checkpoint}: detoxify checkpoint not found")
-        if config_dir is not None and not (Path(config_dir) / "config.json").is_file():
-            raise ModelUnavailableError(f"{config_dir}: no config.json there (config_dir must hold the model's "
-                                    "config.json and tokenizer files)")
+        _check_sources(model, checkpoint, config_dir)
         super().__init__(BatchSettings(max_length=max_length, overlap=overlap, batch_size=batch_size,
                                        max_batch_tokens=max_batch_tokens, precision=precision, device=device,
                                        num_threads=num_threads))
@@ -123,6 +135,29 @@ class ToxicityDetector(WindowedClassifierDetector):
             activation="sigmoid",
             model_id=f"detoxify:{name}@sha256:{sha256_file(path)}",
         )
+
+
+def _check_sources(model: str, checkpoint: str | Path | None, config_dir: str | Path | None) -> None:
+    """The model is a released one, or the checkpoint and config folder named exist."""
+    if checkpoint is None and model not in MODELS:
+        raise InputError(f"unknown detoxify model {model!r}; use one of {', '.join(MODELS)} or checkpoint=PATH")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ModelUnavailableError(f"{checkpoint}: detoxify checkpoint not found")
+    if config_dir is not None and not (Path(config_dir) / "config.json").is_file():
+        raise ModelUnavailableError(f"{config_dir}: no config.json there (config_dir must hold the model's "
+                                    "config.json and tokenizer files)")
+
+
+def _checkpoint_labels(path: Path) -> frozenset[str] | None:
+    """The labels a checkpoint's config lists, read without loading its weights (memory-mapped, and with
+    ``weights_only`` so reading it runs no code); None when it cannot be read that way."""
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        return frozenset(_RENAMED.get(c, c) for c in loaded["config"]["dataset"]["args"]["classes"])
+    except Exception:  # noqa: BLE001 - an older or unusual checkpoint: its labels are known once it loads
+        return None
 
 
 def _require_cached(repo_id: str) -> None:

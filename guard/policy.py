@@ -4,6 +4,10 @@ A policy says which detectors run at which stage, the threshold per label, what 
 do when a detector itself fails, which marks and signatures to apply, where the log lives and what of the
 prompt is stored. A policy is named (a file shipped in ``policies/``) or given by path. Errors name the file,
 the line and the field.
+
+A rule is checked against its detector before anything runs: the detector exists, its options can build it
+(``Detector.validate_options``: options it takes, model files that exist) and every thresholded label is one it
+emits (``Detector.emitted_labels``), since a threshold on a misspelt label is a rule that never fires.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from core.errors import PolicyError
+from core.errors import GuardError, PolicyError
 
 
 class Action(str, Enum):
@@ -38,23 +43,61 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _error(message: str, *at: str) -> PydanticCustomError:
+    """A validation error whose message is ours; ``at`` is the path of keys under the field (or model) at fault,
+    so the error points at their line."""
+    return PydanticCustomError("policy", "{message}", {"message": message, "at": list(at)})
+
+
+def _detector_class(name: str) -> type:
+    from detectors.registry import detector_class
+
+    return detector_class(name)
+
+
 def _known_detector(name: str) -> str:
     """A field check, so that an error names the line of the ``detector:`` that is wrong."""
     from detectors.registry import available
 
     known = available()
     if name not in known:
-        raise ValueError(f"unknown detector {name!r} (known: {', '.join(sorted(known))})")
+        raise _error(f"unknown detector {name!r} (known: {', '.join(sorted(known))})")
     return name
+
+
+def _buildable(options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """``options`` can build the detector (checked by the detector itself, without loading a model)."""
+    from detectors.base import OptionError
+
+    name = info.data.get("detector")
+    if name is None:  # the detector itself is at fault, and reported
+        return options
+    validate = getattr(_detector_class(name), "validate_options", None)
+    if validate is None:
+        return options
+    try:
+        validate(options)
+    except OptionError as exc:
+        raise _error(str(exc), *([exc.option] if exc.option else [])) from None
+    except (GuardError, ValueError, TypeError, OSError) as exc:
+        raise _error(str(exc) or type(exc).__name__) from None
+    return options
+
+
+def emitted_labels(detector: str, options: dict[str, Any]) -> frozenset[str] | None:
+    """The labels ``detector`` built with ``options`` can emit; None when they are known only once it loads."""
+    emitted = getattr(_detector_class(detector), "emitted_labels", None)
+    return None if emitted is None else emitted(options)
 
 
 class Fallback(_Strict):
     """The scorer to use when a rule's detector cannot run (e.g. its weights are not available offline)."""
 
     detector: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
-    _detector_is_known = field_validator("detector")(_known_detector)
+    _detector_known = field_validator("detector")(_known_detector)
+    _options_build = field_validator("options")(_buildable)
 
 
 class DetectorRule(_Strict):
@@ -68,22 +111,43 @@ class DetectorRule(_Strict):
     """
 
     detector: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     fallback: Fallback | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
     action: Action = Action.flag
     max_attempts: int = Field(default=3, ge=1, le=20)  # for ``regenerate``: total generations tried
     fail: Literal["closed", "open"] = "closed"
 
-    _detector_is_known = field_validator("detector")(_known_detector)
+    _detector_known = field_validator("detector")(_known_detector)
+    _options_build = field_validator("options")(_buildable)
 
     @field_validator("thresholds")
     @classmethod
     def _in_unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
         for label, threshold in value.items():
             if not 0.0 <= threshold <= 1.0:
-                raise ValueError(f"threshold for {label!r} must be between 0 and 1, got {threshold}")
+                raise _error(f"threshold for {label!r} must be between 0 and 1, got {threshold}", label)
         return value
+
+    @model_validator(mode="after")
+    def _labels_emitted(self) -> "DetectorRule":
+        """Every thresholded label is emitted by the detector or its fallback (which scores against the same
+        thresholds), and a fallback emits at least one of them. Unknown label sets are not checked."""
+        if not self.thresholds:
+            return self
+        labels = emitted_labels(self.detector, self.options)
+        spare = emitted_labels(self.fallback.detector, self.fallback.options) if self.fallback else frozenset()
+        if labels is not None and spare is not None:
+            for label in self.thresholds:
+                if label not in labels | spare:
+                    names = self.detector + (f" and its fallback {self.fallback.detector}" if self.fallback else "")
+                    raise _error(f"unknown label {label!r}: {names} emit{'' if self.fallback else 's'} "
+                                 f"{', '.join(sorted(labels | spare))}", "thresholds", label)
+        if self.fallback is not None and spare is not None and not spare & set(self.thresholds):
+            raise _error(f"fallback {self.fallback.detector} emits none of the thresholded labels "
+                         f"({', '.join(sorted(self.thresholds))}; it emits {', '.join(sorted(spare))}): "
+                         "it would pass everything", "fallback")
+        return self
 
 
 class Stages(_Strict):
@@ -200,6 +264,22 @@ class Policy(_Strict):
     sha256: str = Field(default="", exclude=True)
 
 
+class PolicyFileError(PolicyError):
+    """A policy that does not validate: the file, the line and the field at fault, and what is wrong."""
+
+    def __init__(self, source: str, line: int, field: str, message: str) -> None:
+        super().__init__(f"{source}: line {line}: {field}: {message}")
+        self.source, self.line, self.field, self.message = source, line, field, message
+
+
+def unchecked_labels(policy: Policy) -> list[str]:
+    """Rules whose thresholds could not be checked against their detector's labels (its model is not on this
+    machine yet), as ``stages.<stage>.<i>`` with the detector's name."""
+    return [f"stages.{stage}.{i} ({rule.detector})"
+            for stage in ("prompt", "output") for i, rule in enumerate(getattr(policy.stages, stage))
+            if rule.thresholds and emitted_labels(rule.detector, rule.options) is None]
+
+
 def shipped() -> dict[str, Path]:
     """Policies shipped with the toolkit, by name."""
     return {Path(p.name).stem: Path(str(p)) for p in files("policies").iterdir() if p.name.endswith(".yaml")}
@@ -251,12 +331,13 @@ def parse(text: str, *, source: str = "<string>", sha256: str | None = None) -> 
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
+        loc = (*loc, *(err.get("ctx") or {}).get("at", ()))
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _nearest_line(lines, loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
-        raise PolicyError(f"{source}: line {line}: {field}: {message}") from exc
+        raise PolicyFileError(source, line, field, message) from exc
 
 
 def _line_map(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:

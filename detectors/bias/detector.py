@@ -9,6 +9,7 @@ same options as the ``toxicity`` detector). When the policy already runs the ``t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from detectors.base import Detector, Score
@@ -22,6 +23,20 @@ class BiasDetector(Detector):
     list file replacing the shipped one), ``toxicity`` (options for the toxicity model, to add identity attack)."""
 
     name = "bias"
+
+    @classmethod
+    def emitted_labels(cls, options: Mapping[str, Any]) -> frozenset[str]:
+        return frozenset({"negative_regard", *(["identity_attack"] if options.get("toxicity") is not None else [])})
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        if options.get("terms") is not None and not Path(options["terms"]).is_file():
+            raise FileNotFoundError(f"{options['terms']}: term list not found")
+        if options.get("toxicity") is not None:
+            from detectors.toxicity import ToxicityDetector
+
+            ToxicityDetector.validate_options(options["toxicity"])
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ the threshold that meets the target false-positive rate. Heavy libraries load on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,7 +26,7 @@ import numpy as np
 from core.device import AUTOCAST_PRECISIONS, Precision
 from core.errors import InputError, ModelUnavailableError
 from core.imageio import MAX_PIXELS
-from detectors.base import Detector, Score
+from detectors.base import Detector, OptionError, Score
 from detectors.deepfake.faces import Box, find_faces
 
 BACKENDS = ("hf", "probe", "resnet", "spectral")
@@ -52,6 +52,14 @@ class DeepfakeDetector(Detector):
 
     name: ClassVar[str] = "deepfake"
     modalities: ClassVar[frozenset] = frozenset({"image"})
+    labels: ClassVar[frozenset[str]] = frozenset({LABEL})
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        checkpoint = options.get("checkpoint")
+        if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
+            raise OptionError(f"{checkpoint}: deepfake checkpoint not found", "checkpoint")
 
     def __init__(
         self,

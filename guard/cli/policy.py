@@ -25,9 +25,13 @@ def register(app: typer.Typer) -> None:
     @policy_app.command("check")
     def check(ref: Annotated[str, typer.Argument(help="A shipped policy name or a path.")], as_json: JsonOpt = False):
         """Validate a policy; errors name the file, line and field (exit 2)."""
-        from guard.policy import load
+        from guard.cli._output import stderr
+        from guard.policy import load, unchecked_labels
 
         policy = load(ref)
+        for rule in unchecked_labels(policy):
+            stderr.print(f"note: the thresholds of {rule} are not checked: its model is not on this machine, so "
+                         "its labels are not known yet")
         data = {"name": policy.name, "source": policy.source, "sha256": policy.sha256,
                 "policy": policy.model_dump(mode="json")}
         emit(data, as_json, lambda c: c.print(f"[green]ok[/]: {policy.name} ({policy.source})"))
