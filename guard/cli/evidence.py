@@ -55,12 +55,20 @@ def register(app: typer.Typer) -> None:
         from core.errors import InputError
         from guard.verify.evidence import verify_bundle
 
+        from guard.verify.evidence import MAX_BUNDLE_BYTES
+
         try:
+            if bundle.is_dir():
+                raise InputError(f"{bundle}: is a folder, not an evidence bundle")
+            if bundle.stat().st_size > MAX_BUNDLE_BYTES:
+                raise InputError(f"{bundle}: larger than the {MAX_BUNDLE_BYTES} bytes an evidence bundle may have")
             data = bundle.read_bytes()
             trusted = key.read_bytes() if key else None
         except OSError as exc:
             raise InputError(f"{exc.filename}: cannot read: {exc.strerror}") from None
         report = verify_bundle(data, trusted_key_pem=trusted)
+        if report.rejected:
+            raise InputError(f"{bundle}: not a well-formed evidence bundle: {report.rejected}")
 
         def human(c) -> None:
             if report.ok:

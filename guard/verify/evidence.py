@@ -17,6 +17,12 @@ The zip is canonical (members stored uncompressed in a fixed order with fixed ti
 ``verify_bundle`` rebuilds it from its members and rejects any other bytes: a change to any single byte of the
 bundle, container included, fails verification. The proof is against the signed checkpoint's tree size: the
 latest checkpoint that covers the record, or a new one when none does.
+
+A bundle comes from someone else, so reading one is bounded: at most ``MAX_BUNDLE_BYTES``, no compressed member
+(none is ever written, and a compressed member could inflate without bound), declared member sizes that fit in
+the archive, and JSON members that are objects of finite numbers. A bundle that breaks these is rejected as bad
+input (``BundleReport.rejected``, exit 2); one whose bytes disagree with its hashes, proof or signature is a
+finding (exit 1).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from guard.provenance.checkpoint import SignedCheckpoint, verifier_key
 from guard.provenance.log import ProvenanceLog
 
 FORMAT = "genguard.evidence/v1"
+MAX_BUNDLE_BYTES = 256 << 20  # a bundle holds one record and at most one output file
+MAX_MEMBERS = 64
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _README = """\
 genguard evidence bundle ({format})
@@ -148,11 +156,16 @@ def _artifact_digest(name: str, data: bytes, digest: dict[str, Any]) -> str:
     return _sha(data)
 
 
+class _Rejected(Exception):
+    """The bundle is not a well-formed evidence bundle at all (bad input rather than a failed check)."""
+
+
 @dataclass
 class BundleReport:
     ok: bool = True
     checks: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    rejected: str | None = None  # why the bundle is not a well-formed one (bad input, exit 2); None otherwise
     record: dict[str, Any] = field(default_factory=dict)
     leaf_index: int | None = None
     tree_size: int | None = None
@@ -163,6 +176,10 @@ class BundleReport:
         self.ok = False
         self.problems.append(problem)
 
+    def reject(self, reason: str) -> None:
+        self.fail(reason)
+        self.rejected = reason
+
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "format": FORMAT, "origin": self.origin, "leaf_index": self.leaf_index,
                 "tree_size": self.tree_size, "root_hash": self.root_hash, "record_id": self.record.get("record_id"),
@@ -172,10 +189,16 @@ class BundleReport:
 def verify_bundle(data: bytes, *, trusted_key_pem: bytes | None = None) -> BundleReport:
     """Check a bundle completely; every failed check is listed in the report (``ok`` False)."""
     report = BundleReport()
+    if len(data) > MAX_BUNDLE_BYTES:
+        report.reject(f"{len(data)} bytes, larger than the {MAX_BUNDLE_BYTES} an evidence bundle may have")
+        return report
     try:
         members = _read_members(data)
     except VerificationError as exc:
         report.fail(str(exc))
+        return report
+    except _Rejected as exc:
+        report.reject(str(exc))
         return report
     if _canonical_zip(members) != data:
         report.fail("the zip container is not byte-exact (its bytes were changed or it was re-packed)")
@@ -189,15 +212,27 @@ def verify_bundle(data: bytes, *, trusted_key_pem: bytes | None = None) -> Bundl
         return report
     try:
         _check(report, members, trusted_key_pem)
-    except (ValueError, KeyError, TypeError) as exc:  # malformed JSON, hex or fields
-        report.fail(f"malformed bundle: {type(exc).__name__}: {exc}")
+    except _Rejected as exc:
+        report.reject(str(exc))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:  # fields of the wrong shape
+        report.reject(f"malformed bundle: {type(exc).__name__}: {exc}")
     return report
 
 
 def _read_members(data: bytes) -> dict[str, bytes]:
+    """The members, each read only after its declared size was checked: no member is inflated."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return {info.filename: zf.read(info) for info in zf.infolist()}
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise _Rejected(f"{len(infos)} members, more than the {MAX_MEMBERS} a bundle may have")
+            for info in infos:
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise _Rejected(f"member {info.filename} is compressed (evidence bundles store members "
+                                    "uncompressed); it was not inflated")
+            if sum(info.file_size for info in infos) > len(data):
+                raise _Rejected("its members declare more bytes than the whole bundle holds")
+            return {info.filename: zf.read(info) for info in infos}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError, RuntimeError,
             OSError) as exc:  # a damaged zip fails in many ways; all mean "this is not the bundle that was made"
         raise VerificationError(f"not a readable evidence bundle: {exc}") from None
@@ -206,10 +241,12 @@ def _read_members(data: bytes) -> dict[str, bytes]:
 def _check(report: BundleReport, members: dict[str, bytes], trusted_key_pem: bytes | None) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    manifest = json.loads(members["manifest.json"])
+    manifest = _object(members, "manifest.json")
     if manifest.get("format") != FORMAT:
         report.fail(f"unknown bundle format {manifest.get('format')!r} (expected {FORMAT})")
     listed = manifest.get("files", {})
+    if not isinstance(listed, dict):
+        raise _Rejected("manifest.json: files is not an object")
     before = len(report.problems)
     for name in sorted(set(members) - {"manifest.json"} | set(listed)):
         if name not in members or name not in listed:
@@ -220,10 +257,12 @@ def _check(report: BundleReport, members: dict[str, bytes], trusted_key_pem: byt
         report.checks.append("manifest lists every member with its SHA-256")
 
     record_bytes = members["record.json"]
-    record = json.loads(record_bytes)
+    record = _object(members, "record.json")
     report.record = record
-    proof = json.loads(members["proof.json"])
-    index, size = int(proof["leaf_index"]), int(proof["tree_size"])
+    proof = _object(members, "proof.json")
+    index, size = proof["leaf_index"], proof["tree_size"]
+    if not all(type(n) is int and n >= 0 for n in (index, size)):
+        raise _Rejected("proof.json: leaf_index and tree_size must be whole numbers")
     leaf, root = bytes.fromhex(proof["leaf_hash"]), bytes.fromhex(proof["root_hash"])
     path = [bytes.fromhex(h) for h in proof["audit_path"]]
     report.leaf_index, report.tree_size, report.root_hash = index, size, root.hex()
@@ -245,7 +284,15 @@ def _check(report: BundleReport, members: dict[str, bytes], trusted_key_pem: byt
     report.origin = signed.checkpoint.origin
     if (signed.checkpoint.size, signed.checkpoint.root) != (size, root):
         report.fail("the signed checkpoint is for a different tree size or root than the proof")
-    public_key = serialization.load_pem_public_key(members["log.pub"])
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        public_key = serialization.load_pem_public_key(members["log.pub"])
+    except ValueError as exc:
+        raise _Rejected(f"log.pub: not a PEM public key ({exc})") from None
+    if not isinstance(public_key, Ed25519PublicKey):
+        raise _Rejected(f"log.pub: not an Ed25519 public key (a {type(public_key).__name__.removesuffix('PublicKey')}"
+                        " key); a log signs its checkpoints with Ed25519")
     if trusted_key_pem is not None and _spki(trusted_key_pem) != _der(public_key):
         report.fail("log.pub is not the trusted key given with --key")
     try:
@@ -257,7 +304,7 @@ def _check(report: BundleReport, members: dict[str, bytes], trusted_key_pem: byt
     if members["verifier_key.txt"].decode("utf-8").strip() != verifier_key(signed.checkpoint.origin, public_key):
         report.fail("verifier_key.txt does not name log.pub")
 
-    described = json.loads(members["artifact.json"])
+    described = _object(members, "artifact.json")
     if described.get("digest") != record.get("artifact"):
         report.fail("artifact.json differs from the record's artifact digest")
     for name, data in members.items():
@@ -272,6 +319,22 @@ def _check(report: BundleReport, members: dict[str, bytes], trusted_key_pem: byt
                 report.fail(f"{name}: does not match the record's artifact digest")
             else:
                 report.checks.append(f"{name} matches the record's artifact digest")
+
+
+def _object(members: dict[str, bytes], name: str) -> dict[str, Any]:
+    """A JSON member that must be an object of finite numbers (no ``Infinity``/``NaN``), nested within reason."""
+    def no_constant(token: str):
+        raise ValueError(f"{token} is not a JSON number")
+
+    try:
+        value = json.loads(members[name], parse_constant=no_constant)
+    except RecursionError:
+        raise _Rejected(f"{name}: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Rejected(f"{name}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise _Rejected(f"{name}: a JSON object was expected, not a {type(value).__name__}")
+    return value
 
 
 def _der(public_key) -> bytes:
