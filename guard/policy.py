@@ -24,6 +24,10 @@ from pydantic_core import PydanticCustomError
 
 from core.errors import GuardError, PolicyError
 
+# Bounds on what a policy file may cost to read: real policies are a few KB and a few hundred YAML values.
+MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_VALUES = 100_000  # YAML values once aliases are expanded (a "billion laughs" expands to 10^9)
+
 
 class Action(str, Enum):
     """What happens to an output that crosses a threshold, from mildest to most severe."""
@@ -304,6 +308,8 @@ def load(ref: str | Path | Policy) -> Policy:
         return ref
     path = resolve(ref)
     try:
+        if path.stat().st_size > MAX_POLICY_BYTES:
+            raise PolicyError(f"{path}: larger than the {MAX_POLICY_BYTES} bytes a policy may have")
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -314,13 +320,23 @@ def load(ref: str | Path | Policy) -> Policy:
 
 
 def parse(text: str, *, source: str = "<string>", sha256: str | None = None) -> Policy:
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{source}: larger than the {MAX_POLICY_BYTES} bytes a policy may have")
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if _expanded_size(node) > MAX_POLICY_VALUES:
+            raise PolicyError(f"{source}: its aliases expand to more than {MAX_POLICY_VALUES} YAML values; "
+                              "refusing to expand them (a policy needs a few hundred)")
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "unknown line"
         raise PolicyError(f"{source}: {where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    except RecursionError:
+        raise PolicyError(f"{source}: nested too deeply to be a policy") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: line 1: a policy must be a mapping of fields")
     lines = _line_map(node)
@@ -338,6 +354,29 @@ def parse(text: str, *, source: str = "<string>", sha256: str | None = None) -> 
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         raise PolicyFileError(source, line, field, message) from exc
+
+
+def _expanded_size(node: yaml.Node | None) -> int:
+    """How many values the document holds with every alias expanded, counted in time linear in its size (an
+    alias is the same node object again, so each node's count is computed once)."""
+    counts: dict[int, int] = {}
+
+    def count(n: yaml.Node) -> int:
+        if id(n) not in counts:
+            children: list = []
+            if isinstance(n, yaml.MappingNode):
+                children = [c for pair in n.value for c in pair]
+            elif isinstance(n, yaml.SequenceNode):
+                children = n.value
+            total = 1
+            for child in children:
+                total += count(child)
+                if total > MAX_POLICY_VALUES:
+                    break
+            counts[id(n)] = total
+        return counts[id(n)]
+
+    return 0 if node is None else count(node)
 
 
 def _line_map(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
