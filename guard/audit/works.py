@@ -15,6 +15,10 @@ from core.errors import InputError
 from core.imageio import image_suffixes, load_image
 from guard.home import guard_home
 
+# Fingerprinting costs about 70 MB of memory and 15 s per MB of text: a novel fits (War and Peace is 3.2 MB), a
+# corpus is registered as several works.
+MAX_WORK_BYTES = 4 << 20
+
 
 def default_location() -> Path:
     return guard_home() / "works"
@@ -55,6 +59,10 @@ def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) 
             added.append(store.add_image(label, load_image(path), source=str(path)))
             continue
         try:
+            size = path.stat().st_size
+            if size > MAX_WORK_BYTES:
+                raise InputError(f"{path}: {size} bytes, more than the {MAX_WORK_BYTES} a protected text may have; "
+                                 "register a larger corpus as several works")
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 text (byte {exc.start}) and not an image suffix") from None

@@ -31,9 +31,9 @@ def register(app: typer.Typer) -> None:
         from guard import policy as policies
         from guard.cli._common import keystore
         from guard.verify.text import read_text_file
-        from guard.watermark.text import detect_text_watermark
+        from guard.watermark.text import MAX_TEXT_BYTES, detect_text_watermark
 
-        text = read_text_file(file)
+        text = read_text_file(file, limit=MAX_TEXT_BYTES)
         settings = policies.load(policy).watermark.text
         secret = keystore(keys).watermark_secret()
         tokenizer, config = _tokenizer_and_config(model, revision)

@@ -12,8 +12,11 @@ from guard.signing.keys import KeyStore
 from guard.provenance.log import ProvenanceLog
 
 
-def read_text_file(path: Path) -> str:
+def read_text_file(path: Path, *, limit: int | None = None) -> str:
+    """A UTF-8 text file; with ``limit``, a larger file is refused before it is read."""
     try:
+        if limit is not None and path.stat().st_size > limit:
+            raise InputError(f"{path}: {path.stat().st_size} bytes, more than the {limit} this command reads")
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None

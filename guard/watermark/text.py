@@ -14,7 +14,8 @@ module adds the two things they leave to the deployer:
 
 Detection scores only the text given — pass the generated continuation, not the prompt — and counts each
 (context, token) pair once (``ignore_repeated_ngrams``), which keeps repetitive human text from scoring as
-watermarked.
+watermarked. Detection costs memory in proportion to the text (about 0.5 GB per MB of text), so it takes at most
+``MAX_TEXT_BYTES``: one generated output, not a corpus.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     from guard.policy import TextWatermark
 
+MAX_TEXT_BYTES = 1 << 20  # ~250k tokens: longer than any one generated continuation
 SCHEME = "kgw-transformers"  # Kirchenbauer-Geiping-Wen green lists as implemented by transformers
 _KEY_CONTEXT = b"genguard/text-watermark/v1\x00"
 
@@ -109,6 +111,11 @@ class TextWatermarkDetector:
         """Score one generated continuation, as text or as token ids. Too short to score: z 0, p 1."""
         import torch
 
+        if isinstance(text_or_ids, str) and len(text_or_ids) > MAX_TEXT_BYTES:
+            from core.errors import InputError
+
+            raise InputError(f"a text of {len(text_or_ids)} characters, more than {MAX_TEXT_BYTES}: the watermark "
+                             "is tested on one generated continuation")
         ids = self.token_ids(text_or_ids) if isinstance(text_or_ids, str) else [int(i) for i in text_or_ids]
         threshold = self.settings.z_threshold
         if len(ids) <= self._min_tokens:
