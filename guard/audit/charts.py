@@ -1,7 +1,8 @@
 """The report's charts: matplotlib figures as base64 PNGs, so the HTML page needs no other file and no script.
 
 ``matplotlib.figure.Figure`` is used directly (not pyplot): no global state, no GUI backend, safe in threads.
-Each function returns None when there is nothing to draw, and the page then says so in words.
+Each function returns None when there is nothing to draw, and the page then says so in words. Labels come from
+the log (detector names, labels, model ids), so they are drawn as plain text: ``$`` never starts mathtext.
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ def bias(data: AuditData) -> str | None:
 
 def all_charts(data: AuditData) -> dict[str, Any]:
     """Every chart by section name (None where there is nothing to draw)."""
-    return {name: fn(data) for name, fn in (("volume", volume), ("verdicts", verdicts), ("actions", actions),
-                                            ("scores", scores), ("marking", marking), ("errors", errors),
-                                            ("bias", bias))}
+    from matplotlib import rc_context
+
+    with rc_context({"text.parse_math": False}):
+        return {name: fn(data) for name, fn in (("volume", volume), ("verdicts", verdicts), ("actions", actions),
+                                                ("scores", scores), ("marking", marking), ("errors", errors),
+                                                ("bias", bias))}

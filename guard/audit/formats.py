@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import struct
 from datetime import datetime, timezone
 from typing import Any
@@ -228,9 +229,26 @@ def _integrity_html(data: AuditData) -> str:
 # -- Markdown --------------------------------------------------------------------------------------------------
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|~])")
+
+
+def _md(value: Any) -> str:
+    """A string from the log as Markdown text that renders as itself: HTML is escaped (no ``<script>``), and
+    Markdown syntax (links, emphasis, code, table pipes) is backslash-escaped; newlines become spaces."""
+    text = html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _fence(text: str) -> str:
+    """A fenced code block that ``text`` cannot close early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
-        return "–" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+        return "–" if v is None else _md(v)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -243,10 +261,10 @@ def render_markdown(data: AuditData, *, title: str = "Provenance audit") -> str:
     delivered = sum(data.delivered.values())
     integrity = data.integrity
     out = [
-        f"# {title}",
+        f"# {_md(title)}",
         "",
-        f"Log `{data.log}` (origin `{data.origin}`, {data.log_size} records); {data.records} records from "
-        f"{data.first} to {data.last}. Generated {_now()}.",
+        f"Log {_md(data.log)} (origin {_md(data.origin)}, {data.log_size} records); {data.records} records from "
+        f"{_md(data.first)} to {_md(data.last)}. Generated {_now()}.",
         "",
         "## Verdicts and actions",
         _md_table(["category", "verdict", "records"],
@@ -292,14 +310,14 @@ def render_markdown(data: AuditData, *, title: str = "Provenance audit") -> str:
                              [[r["axis"], r["group"], r["outputs"], r["not_allowed"], r["toxic_rate"]]
                               for r in bias["rows"]]))
     else:
-        out.append(bias.get("note") or "No record carries bias signals.")
+        out.append(_md(bias.get("note") or "No record carries bias signals."))
     out += ["", "## Human review",
             _md_table(["verdict reviewed", "decision", "decisions"], [[v, d, n] for (v, d), n in
                                                                      sorted(data.reviews.items())])
             if data.reviews else "No reviewer decision is in the log for this period."]
-    out += ["", "## Log integrity", integrity.note if integrity else "Verification was not run."]
+    out += ["", "## Log integrity", _md(integrity.note) if integrity else "Verification was not run."]
     if integrity and integrity.checkpoint:
         out += ["", f"Latest signed checkpoint (size {integrity.checkpoint['size']}, {integrity.uncovered} records "
-                    "after it):", "", "```", integrity.checkpoint["note"].rstrip("\n"), "```"]
+                    "after it):", "", _fence(integrity.checkpoint["note"].rstrip("\n"))]
     out += ["", "## What this report cannot show", *(f"- {text}" for text in LIMITS), ""]
     return "\n".join(out)

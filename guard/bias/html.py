@@ -32,6 +32,22 @@ def _png(figure: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _plain_text(chart):
+    """Draw ``chart`` with every label as plain text: group names come from user term lists, and a ``$`` in one
+    must not start matplotlib's mathtext (a malformed formula aborts the whole report)."""
+    import functools
+
+    @functools.wraps(chart)
+    def drawn(*args: Any, **kwargs: Any) -> str:
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False}):
+            return chart(*args, **kwargs)
+
+    return drawn
+
+
+@_plain_text
 def _axis_chart(axis: AxisResult, metrics: list[str]) -> str:
     """Horizontal bars per group (one panel per metric), whiskers for the interval, flagged groups in red."""
     from matplotlib.figure import Figure  # a bare Figure renders without pyplot or a GUI backend
@@ -64,6 +80,7 @@ def _axis_chart(axis: AxisResult, metrics: list[str]) -> str:
     return _png(figure)
 
 
+@_plain_text
 def _scorer_chart(audit: Any) -> str:
     from matplotlib.figure import Figure  # a bare Figure renders without pyplot or a GUI backend
 
