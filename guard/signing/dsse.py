@@ -97,7 +97,13 @@ def verify(envelope: dict[str, Any], chain_pem: bytes, *, trust_anchor_pem: byte
         raise VerificationError(f"malformed DSSE envelope: {exc}") from None
     if payload_type != PAYLOAD_TYPE:
         raise VerificationError(f"unexpected payload type {payload_type!r}")
-    leaf = _first_certificate(chain_pem)[0]
+    if not isinstance(signatures, list) or not all(isinstance(e, dict) for e in signatures):
+        raise VerificationError("malformed DSSE envelope: signatures is not a list of objects")
+    # The signer is the certificate whose key id a signature names (``chain_pem`` may hold a whole chain, or
+    # the certificates a third party was given); the first certificate when no key id matches.
+    certificates = _first_certificate(chain_pem)
+    named = {e.get("keyid") for e in signatures}
+    leaf = next((c for c in certificates if key_id(c) in named), certificates[0])
     kid = key_id(leaf)
     message = pae(payload_type, payload)
     for entry in signatures:

@@ -138,6 +138,10 @@ class KeyStore:
     def content_signer(self) -> LocalContentSigner:
         return LocalContentSigner(private_key_pem=self._read("signer.key"), certificate_chain_pem=self._read("chain.pem"))
 
+    def certificate_chain_pem(self) -> bytes:
+        """The signer certificate followed by the CA: what a verifier needs, and nothing secret."""
+        return self._read("chain.pem")
+
     def signer_certificate_pem(self) -> bytes:
         return self._read("signer.pem")
 

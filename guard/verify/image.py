@@ -63,6 +63,7 @@ def verify_image(
         "declared_by": manifest.generator if manifest.ai_generated else None,
         "problems": [],
         "notes": [],
+        "record_lookup": "skipped" if log is None else "done",
     }
     problems, notes = report["problems"], report["notes"]
     if manifest.status == "present" and manifest.validation_state == "Invalid":
