@@ -223,6 +223,8 @@ def _score_images(records: list[dict[str, Any]], settings: ScanSettings, emit) -
             if error is not None:
                 errors[index] = errors[index] or error
             found[index][k] = scores
+    if not settings.image_rules:  # no detector decoded them: an image that does not decode is unreadable, not ok
+        errors = [_undecodable(path) for path in paths]
     for i, record in enumerate(records):
         if errors[i] is not None:
             emit({**record, "status": "error", "error": _strip_path(errors[i], record["path"])})
@@ -235,6 +237,18 @@ def _score_images(records: list[dict[str, Any]], settings: ScanSettings, emit) -
             if "c2pa" not in out and "watermark" not in out:
                 out["status"] = "skipped"
         emit(out)
+
+
+def _undecodable(path: str) -> str | None:
+    """Why the image at ``path`` cannot be decoded within the pixel limit (None when it can)."""
+    from core.errors import InputError
+    from core.imageio import load_image
+
+    try:
+        load_image(path)
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def _judged(rules: list[Rule], per_rule: list[list[Any]]) -> dict[str, Any]:

@@ -102,7 +102,12 @@ def register(app: typer.Typer) -> None:
                                        fake_label=fake_label, calibration=calibration, faces=faces,
                                        aggregate=aggregate, device=device, dtype=dtype, batch_size=batch_size,
                                        workers=workers)
+        if resume is not None and resume.is_dir():
+            raise InputError(f"--resume {resume}: is a folder; give the JSONL file of an earlier scan")
         image_rules, text_rules = _rules(policy, cli_options)
+        if not image_rules:
+            stderr.print("note: no deepfake detector ran (none configured: pass --backend, or a --policy with a "
+                          "deepfake rule); images are only checked to decode, and for C2PA and watermark")
         secret, anchors = _keys(keys) if provenance else (None, None)
         settings = scanner.ScanSettings(image_rules=image_rules, text_rules=text_rules, watermark_secret=secret,
                                         trust_anchors_pem=anchors, provenance=provenance)
