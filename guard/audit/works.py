@@ -26,12 +26,30 @@ def default_location() -> Path:
 
 def open_store(location: str | Path | None = None, *, create: bool = False) -> WorksStore:
     path = Path(location) if location else default_location()
+    registry = resolve_store(path)
+    if registry.is_file() and registry.stat().st_size:
+        _check_registry(registry)
     try:
         return WorksStore(path, create=create)
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
         raise InputError(f"{resolve_store(path)}: cannot open works registry: {exc}") from None
+
+
+def _check_registry(registry: Path) -> None:
+    """An existing file must be a works registry: nothing is read from, or written into, any other file."""
+    import sqlite3
+    from contextlib import closing
+    from urllib.parse import quote
+
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(registry))}?mode=ro", uri=True)) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'works'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"{registry}: not a works registry ({exc})") from None
+    if not found:
+        raise InputError(f"{registry}: not a works registry (an SQLite file without a works table)")
 
 
 def _files(paths: list[Path]) -> Iterator[Path]:
