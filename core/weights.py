@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import InputError
@@ -87,12 +90,53 @@ def snapshot_folder(name: str | Path, commit: str | None) -> Path | None:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(str(name), revision=commit, local_files_only=True))
+        with hub_access(True):
+            return Path(snapshot_download(str(name), revision=commit, local_files_only=True))
     except Exception:  # noqa: BLE001 - a cache layout we cannot read only costs the hash, not the model
         return None
 
 
-def offline() -> bool:
-    """True when the user asked Hugging Face libraries not to touch the network."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+ALLOW_DOWNLOADS = "GUARD_ALLOW_DOWNLOADS"
+DOWNLOADS_OFF = (f"downloads are off unless asked for: set {ALLOW_DOWNLOADS}=1, or give the component "
+                 "local_files_only: false (a detector's policy options), to fetch it")
+
+
+def _set(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def offline(local_files_only: bool | None = None) -> bool:
+    """Whether a model must be loaded from local files only: the toolkit opens no network connection unless the
+    user asked for one. Never a download when HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set; otherwise as the
+    component's ``local_files_only`` option says when it is given, else downloads only with GUARD_ALLOW_DOWNLOADS."""
+    if _set("HF_HUB_OFFLINE") or _set("TRANSFORMERS_OFFLINE"):
+        return True
+    if local_files_only is not None:
+        return local_files_only
+    return not _set(ALLOW_DOWNLOADS)
+
+
+_HUB_LOCK = threading.RLock()
+
+
+@contextmanager
+def hub_access(local_files_only: bool) -> Iterator[None]:
+    """Load through the Hugging Face libraries with no network use at all when ``local_files_only``.
+
+    Their ``local_files_only`` argument alone is not enough: huggingface_hub 2.x asks the hub for metadata while
+    it builds request headers, even for a file it then reads from the cache. Its offline switch stops every
+    request, so it is held on for the load and restored after; loads take one lock, so a load that may download
+    never runs while another holds the switch on.
+    """
+    with _HUB_LOCK:
+        if not local_files_only:
+            yield
+            return
+        from huggingface_hub import constants
+
+        before = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = True
+        try:
+            yield
+        finally:
+            constants.HF_HUB_OFFLINE = before

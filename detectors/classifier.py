@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from core.device import Precision
 from core.errors import InputError, ModelUnavailableError
-from core.weights import offline, snapshot_folder, weights_sha256
+from core.weights import DOWNLOADS_OFF, hub_access, offline, snapshot_folder, weights_sha256
 from detectors._text_batching import Activation, BatchSettings, Loaded, WindowedClassifierDetector
 
 __all__ = ["ClassifierDetector", "ModelUnavailableError"]
@@ -59,7 +59,7 @@ class ClassifierDetector(WindowedClassifierDetector):
         revision: str | None = None,
         labels: dict[str, str] | None = None,
         activation: Literal["auto", "sigmoid", "softmax"] = "auto",
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         batch_size: int = 32,
         max_batch_tokens: int = 8192,
         max_length: int = 512,
@@ -79,17 +79,19 @@ class ClassifierDetector(WindowedClassifierDetector):
         self.revision = revision
         self.label_map = dict(labels) if labels else None
         self.activation = activation
-        self.local_files_only = local_files_only or offline()
+        self.local_files_only = offline(local_files_only)
 
     def _load(self, device) -> Loaded:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         kwargs = {"revision": self.revision, "local_files_only": self.local_files_only}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model, **kwargs)
-            model = AutoModelForSequenceClassification.from_pretrained(self.model, **kwargs)
+            with hub_access(self.local_files_only):
+                tokenizer = AutoTokenizer.from_pretrained(self.model, **kwargs)
+                model = AutoModelForSequenceClassification.from_pretrained(self.model, **kwargs)
         except OSError as exc:  # not local, not cached, and no download possible (or no such repository)
-            raise ModelUnavailableError(f"classifier {self.model!r}: cannot load ({exc})") from exc
+            hint = f"; it is not on this machine and {DOWNLOADS_OFF}" if self.local_files_only else ""
+            raise ModelUnavailableError(f"classifier {self.model!r}: cannot load ({exc}){hint}") from exc
         id2label = {int(i): str(name) for i, name in model.config.id2label.items()}
         columns, labels = self._select(id2label)
         commit = getattr(model.config, "_commit_hash", None)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from core.device import Precision
 from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
-from core.weights import offline
+from core.weights import DOWNLOADS_OFF, hub_access, offline
 from detectors._text_batching import BatchSettings, Loaded, WindowedClassifierDetector
 
 __all__ = ["ModelUnavailableError", "ToxicityDetector"]
@@ -38,7 +38,8 @@ class ToxicityDetector(WindowedClassifierDetector):
     ``insult``, ``identity_attack``, and more for the unbiased models), each in [0, 1] (sigmoid).
 
     Options: ``model`` (one of ``MODELS``) or ``checkpoint`` (a ``.ckpt`` path) with ``config_dir`` (the local
-    config + tokenizer folder, for offline use); ``local_files_only`` refuses downloads even when online; plus the
+    config + tokenizer folder, for offline use); ``local_files_only`` (unset: downloads only when GUARD_ALLOW_DOWNLOADS
+    is set; false asks for them, true refuses them); plus the
     batching options of ``BatchSettings`` (``batch_size``, ``max_batch_tokens``, ``max_length``, ``overlap``,
     ``precision``, ``device``, ``num_threads``).
     """
@@ -62,7 +63,7 @@ class ToxicityDetector(WindowedClassifierDetector):
         model: str = "original",
         checkpoint: str | Path | None = None,
         config_dir: str | Path | None = None,
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         batch_size: int = 32,
         max_batch_tokens: int = 8192,
         max_length: int = 512,
@@ -78,7 +79,7 @@ class ToxicityDetector(WindowedClassifierDetector):
         self.model = model
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.config_dir = Path(config_dir) if config_dir is not None else None
-        self.local_files_only = local_files_only or offline()
+        self.local_files_only = offline(local_files_only)
 
     def _checkpoint_file(self) -> Path:
         """The local checkpoint: the given path, or detoxify's release file in torch's hub cache (downloaded
@@ -94,8 +95,8 @@ class ToxicityDetector(WindowedClassifierDetector):
             return cached
         if self.local_files_only:
             raise ModelUnavailableError(
-                f"detoxify {self.model!r}: {cached} is not cached and downloads are off (HF_HUB_OFFLINE or "
-                "local_files_only); pass checkpoint= and config_dir=, or name a fallback in the policy")
+                f"detoxify {self.model!r}: {cached} is not on this machine and {DOWNLOADS_OFF}; or pass "
+                "checkpoint= and config_dir=, or name a fallback in the policy")
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(cached), hash_prefix=cached.stem.rsplit("-", 1)[-1])
@@ -118,9 +119,10 @@ class ToxicityDetector(WindowedClassifierDetector):
         if self.config_dir is not None:
             args["model_type"] = str(self.config_dir)
         elif self.local_files_only and not Path(args["model_type"]).is_dir():
-            _require_cached(args["model_type"])
+            args["model_type"] = _cached_folder(args["model_type"])
         try:
-            model, tokenizer = get_model_and_tokenizer(**args, state_dict=loaded["state_dict"])
+            with hub_access(self.local_files_only):
+                model, tokenizer = get_model_and_tokenizer(**args, state_dict=loaded["state_dict"])
         except OSError as exc:  # transformers' "not cached / cannot connect" errors are OSErrors
             raise ModelUnavailableError(
                 f"detoxify {self.model!r}: config/tokenizer {args['model_type']!r} unavailable ({exc}); "
@@ -160,10 +162,14 @@ def _checkpoint_labels(path: Path) -> frozenset[str] | None:
         return None
 
 
-def _require_cached(repo_id: str) -> None:
-    """Fail fast, before transformers tries, when a hub config is not in the local cache."""
-    from huggingface_hub import try_to_load_from_cache
+def _cached_folder(repo_id: str) -> str:
+    """The local cache folder of a hub config and tokenizer: loading from the folder, not the hub id, is what
+    keeps transformers from asking the hub whether the cached files are current."""
+    from huggingface_hub import snapshot_download
 
-    if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+    try:
+        with hub_access(True):
+            return snapshot_download(repo_id, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - not cached (LocalEntryNotFoundError), or not a valid repo id
         raise ModelUnavailableError(
-            f"{repo_id!r} config is not in the Hugging Face cache and downloads are off; pass config_dir=")
+            f"{repo_id!r} config is not in the Hugging Face cache and {DOWNLOADS_OFF}; or pass config_dir=") from exc

@@ -20,7 +20,7 @@ from typing import Any
 from core.chat import user_turn
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.errors import InputError, ModelUnavailableError
-from core.weights import weights_sha256
+from core.weights import DOWNLOADS_OFF, hub_access, offline, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
 _HUB_CACHE_MARKER = "snapshots"
@@ -49,7 +49,7 @@ class DiffusersImage(Generator):
         device: str = "auto",
         dtype: Precision | str | None = None,
         batch_size: int = 4,
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         defaults: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -60,7 +60,7 @@ class DiffusersImage(Generator):
         self.device_request = device
         self.dtype_request = Precision.parse(dtype, allowed=LOAD_PRECISIONS)
         self.batch_size = batch_size
-        self.local_files_only = local_files_only
+        self.local_files_only = offline(local_files_only)
         self.defaults = dict(defaults or {})
 
     # -- loading -------------------------------------------------------------------------------------------
@@ -76,13 +76,13 @@ class DiffusersImage(Generator):
         from diffusers import DiffusionPipeline
 
         try:
-            return Path(
-                DiffusionPipeline.download(
-                    self.model, revision=self.revision, variant=self.variant, local_files_only=self.local_files_only
-                )
-            )
+            with hub_access(self.local_files_only):
+                return Path(DiffusionPipeline.download(self.model, revision=self.revision, variant=self.variant,
+                                                       local_files_only=self.local_files_only))
         except Exception as exc:
-            raise ModelUnavailableError(f"{self.model}: cannot find or download this diffusers pipeline: {exc}") from exc
+            hint = f"; it is not on this machine and {DOWNLOADS_OFF}" if self.local_files_only else ""
+            raise ModelUnavailableError(f"{self.model}: cannot find or download this diffusers pipeline: {exc}{hint}"
+                                        ) from exc
 
     @cached_property
     def device(self) -> str:
@@ -102,10 +102,11 @@ class DiffusersImage(Generator):
         kwargs: dict[str, Any] = {"dtype": self.torch_dtype}
         if self.variant:
             kwargs["variant"] = self.variant
-        try:
-            pipe = AutoPipelineForText2Image.from_pretrained(self.folder, **kwargs)
-        except ValueError:  # a pipeline class AutoPipeline has no text-to-image mapping for
-            pipe = DiffusionPipeline.from_pretrained(self.folder, **kwargs)
+        with hub_access(True):  # a local folder: nothing to fetch
+            try:
+                pipe = AutoPipelineForText2Image.from_pretrained(self.folder, **kwargs)
+            except ValueError:  # a pipeline class AutoPipeline has no text-to-image mapping for
+                pipe = DiffusionPipeline.from_pretrained(self.folder, **kwargs)
         pipe = pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe

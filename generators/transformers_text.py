@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from core.chat import Prompt, content_text, is_chat, validate
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
-from core.errors import InputError
-from core.weights import snapshot_folder, weights_sha256
+from core.errors import InputError, ModelUnavailableError
+from core.weights import DOWNLOADS_OFF, hub_access, offline, snapshot_folder, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
 # Sampling parameters recorded with every output. Their defaults are the model's own generation config (what
@@ -50,7 +50,7 @@ class TransformersText(Generator):
         chat_template: bool | None = None,
         system_prompt: str | None = None,
         batch_size: int = 8,
-        local_files_only: bool = False,
+        local_files_only: bool | None = None,
         hash_weights: bool = True,
         **params: Any,
     ) -> None:
@@ -63,7 +63,7 @@ class TransformersText(Generator):
         self.chat_template = chat_template
         self.system_prompt = system_prompt
         self.batch_size = batch_size
-        self.local_files_only = local_files_only
+        self.local_files_only = offline(local_files_only)
         self.hash_weights = hash_weights
         self.default_params = params
         self._model = None
@@ -80,10 +80,15 @@ class TransformersText(Generator):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             kwargs: dict[str, Any] = {"revision": self.revision, "local_files_only": self.local_files_only}
-            tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
-            if self.dtype is not Precision.AUTO:
-                kwargs["dtype"] = self.dtype.torch_dtype()
-            model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs)
+            with hub_access(self.local_files_only):
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
+                except OSError as exc:  # not a folder, not cached, and no download allowed or possible
+                    hint = f"; it is not on this machine and {DOWNLOADS_OFF}" if self.local_files_only else ""
+                    raise ModelUnavailableError(f"{self.model_name}: cannot load this model ({exc}){hint}") from exc
+                if self.dtype is not Precision.AUTO:
+                    kwargs["dtype"] = self.dtype.torch_dtype()
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs)
             model.to(resolve_device(self.device)).eval()
             tokenizer.padding_side = "left"  # decoder-only models continue from the last position
             if tokenizer.pad_token_id is None:

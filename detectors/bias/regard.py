@@ -113,15 +113,18 @@ class TransformersRegard:
             raise ModelUnavailableError(f"regard model {self.model!r} cannot be loaded: no config.json in that folder")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from core.weights import snapshot_folder, weights_sha256
+        from core.weights import DOWNLOADS_OFF, hub_access, offline, snapshot_folder, weights_sha256
         from core.device import resolve_device
         from detectors._text_batching import Loaded
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model, revision=self.revision)
-            model = AutoModelForSequenceClassification.from_pretrained(self.model, revision=self.revision)
+            local = {"revision": self.revision, "local_files_only": offline()}
+            with hub_access(local["local_files_only"]):
+                tokenizer = AutoTokenizer.from_pretrained(self.model, **local)
+                model = AutoModelForSequenceClassification.from_pretrained(self.model, **local)
         except (OSError, ValueError) as exc:  # missing files are OSErrors; unusable tokenizers ValueErrors
-            raise ModelUnavailableError(f"regard model {self.model!r} cannot be loaded: {exc}") from exc
+            hint = f" (if it is not on this machine: {DOWNLOADS_OFF})" if offline() else ""
+            raise ModelUnavailableError(f"regard model {self.model!r} cannot be loaded: {exc}{hint}") from exc
         classes = []
         for index in range(model.config.num_labels):
             name = model.config.id2label[index]

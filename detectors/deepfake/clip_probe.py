@@ -21,7 +21,7 @@ import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
-from core.weights import snapshot_folder, weights_sha256
+from core.weights import hub_access, offline, snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 
@@ -91,7 +91,8 @@ def _load_vision(name: str, revision: str | None):
 
     from transformers import AutoConfig, CLIPVisionModelWithProjection
 
-    config = AutoConfig.from_pretrained(name, revision=revision)
+    with hub_access(offline()):
+        config = AutoConfig.from_pretrained(name, revision=revision, local_files_only=offline())
     if config.model_type == "clip":
         vision_config = config.vision_config
         vision_config.projection_dim = config.projection_dim
@@ -103,9 +104,10 @@ def _load_vision(name: str, revision: str | None):
     level = report.level
     report.setLevel(logging.ERROR)  # the load report lists every unused text-tower weight
     try:
-        vision, info = CLIPVisionModelWithProjection.from_pretrained(
-            name, config=vision_config, revision=revision, output_loading_info=True
-        )
+        with hub_access(offline()):
+            vision, info = CLIPVisionModelWithProjection.from_pretrained(
+                name, config=vision_config, revision=revision, output_loading_info=True, local_files_only=offline()
+            )
     finally:
         report.setLevel(level)
     problems = list(info.get("missing_keys", [])) + [str(k) for k in info.get("mismatched_keys", [])]

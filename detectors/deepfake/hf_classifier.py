@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
-from core.weights import snapshot_folder, weights_sha256
+from core.weights import DOWNLOADS_OFF, hub_access, offline, snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 
 # Labels that mean "not a real photograph" in published detectors ("fake", "AI", "artificial", "deepfake",
@@ -95,10 +95,13 @@ def load(
     if not local and (Path(model).exists() or model.startswith((".", "/"))):
         raise ModelUnavailableError(f"{model}: not a model folder (expected config.json and weights inside)")
     try:
-        processor = AutoImageProcessor.from_pretrained(model, revision=revision)
-        module = AutoModelForImageClassification.from_pretrained(model, revision=revision)
+        with hub_access(offline()):
+            processor = AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=offline())
+            module = AutoModelForImageClassification.from_pretrained(model, revision=revision,
+                                                                     local_files_only=offline())
     except OSError as exc:
-        raise ModelUnavailableError(f"cannot load image classifier {model!r}: {exc}") from exc
+        hint = f" (if it is not on this machine: {DOWNLOADS_OFF})" if offline() else ""
+        raise ModelUnavailableError(f"cannot load image classifier {model!r}: {exc}{hint}") from exc
     config = module.config
     fake = fake_label_indices(config.id2label, fake_labels)
     commit = getattr(config, "_commit_hash", None)

@@ -17,12 +17,15 @@ def register(app: typer.Typer) -> None:
     def demo(
         home: Annotated[Optional[Path], typer.Option(help="Where keys, log and outputs go (default: $GUARD_HOME).")]
         = None,
+        allow_downloads: Annotated[bool, typer.Option(
+            "--allow-downloads", help="Fetch the small real models if they are not on this machine (network).")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Guarded text and image generation end to end: scores, watermark, signature, log, verification."""
         from guard.demo.run import run_demo
 
-        summary = run_demo(home, say=stderr.print)
+        summary = run_demo(home, say=stderr.print, allow_downloads=allow_downloads)
         emit(summary, as_json, lambda c: _human(c, summary))
         if not summary["log_verification"]["ok"]:
             raise Finding("the demo's log does not verify")

@@ -55,10 +55,13 @@ def _tokenizer_and_config(model: str, revision: str | None):
     from transformers import AutoConfig, AutoTokenizer
 
     from core.errors import InputError
+    from core.weights import DOWNLOADS_OFF, hub_access, offline
 
     try:
-        return (AutoTokenizer.from_pretrained(model, revision=revision),
-                AutoConfig.from_pretrained(model, revision=revision))
+        local = {"revision": revision, "local_files_only": offline()}
+        with hub_access(local["local_files_only"]):
+            return AutoTokenizer.from_pretrained(model, **local), AutoConfig.from_pretrained(model, **local)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{model}: cannot load the model's tokenizer and config: {first}") from None
+        hint = f" (if it is not on this machine: {DOWNLOADS_OFF})" if offline() else ""
+        raise InputError(f"{model}: cannot load the model's tokenizer and config: {first}{hint}") from None

@@ -1,8 +1,9 @@
 """``guard demo``: a guarded text generation and a guarded image generation, end to end.
 
-With network access (or models already in the Hugging Face cache) the text comes from a small real model and the
-toxicity scores from detoxify's ``original-small``. Without, the demo builds tiny random-weight models locally and
-says so: their words and scores are meaningless, but every step — generation with a watermark, scoring, signing,
+With the small real models on this machine (in the Hugging Face and torch caches), or downloads asked for
+(``guard demo --allow-downloads``, or GUARD_ALLOW_DOWNLOADS=1), the text comes from a small real model and the
+toxicity scores from detoxify's ``original-small``. Otherwise (the default: no network connection unless asked
+for) the demo builds tiny random-weight models locally and says so: their words and scores are meaningless, but every step — generation with a watermark, scoring, signing,
 logging, verification — is the real code. Images always come from a tiny random diffusion pipeline (a real one is
 gigabytes; point ``DiffusersImage`` at one yourself).
 """
@@ -10,7 +11,6 @@ gigabytes; point ``DiffusersImage`` at one yourself).
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,18 +24,6 @@ TEXT_PROMPT = "Write two friendly sentences about lighthouses."
 IMAGE_PROMPT = "a lighthouse at dusk, watercolour"
 
 
-def _online(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
-    import os
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 @dataclass
 class DemoModels:
     text: Any
@@ -44,7 +32,8 @@ class DemoModels:
     notes: list[str] = field(default_factory=list)
 
 
-def _models(home: Path) -> DemoModels:
+def _models(home: Path, *, allow_downloads: bool = False) -> DemoModels:
+    from core.weights import ALLOW_DOWNLOADS, offline
     from generators.diffusers_image import DiffusersImage
     from generators.transformers_text import TransformersText
     from guard.demo import tiny_models
@@ -52,19 +41,20 @@ def _models(home: Path) -> DemoModels:
     folder = home / "models"
     notes: list[str] = []
     text = toxicity = None
-    online = _online()
+    local_only = offline(False if allow_downloads else None)
     try:
-        text = TransformersText(TEXT_MODEL, local_files_only=not online, max_new_tokens=48, do_sample=True)
+        text = TransformersText(TEXT_MODEL, local_files_only=local_only, max_new_tokens=48, do_sample=True)
         text.info  # loads the model now, so a missing one falls back here
         from detectors.toxicity import ToxicityDetector
 
-        ToxicityDetector(model=TOXICITY_MODEL, local_files_only=not online).score(["hello"])
-        toxicity = {"model": TOXICITY_MODEL, "local_files_only": not online}
+        ToxicityDetector(model=TOXICITY_MODEL, local_files_only=local_only).score(["hello"])
+        toxicity = {"model": TOXICITY_MODEL, "local_files_only": local_only}
         notes.append(f"text: {TEXT_MODEL}; toxicity: detoxify {TOXICITY_MODEL}")
-    except Exception as exc:  # offline and not cached: say so, and build tiny local models
-        notes.append(f"{TEXT_MODEL} / detoxify {TOXICITY_MODEL} unavailable ({type(exc).__name__}); using tiny "
-                     "random-weight models built locally: their words and scores are meaningless, the pipeline "
-                     "around them is real")
+    except Exception as exc:  # not on this machine (and not downloaded): say so, and build tiny local models
+        how = (f"; pass --allow-downloads (or set {ALLOW_DOWNLOADS}=1) to fetch them" if local_only else "")
+        notes.append(f"{TEXT_MODEL} / detoxify {TOXICITY_MODEL} unavailable ({type(exc).__name__}{how}); using "
+                     "tiny random-weight models built locally: their words and scores are meaningless, the "
+                     "pipeline around them is real")
         gpt2 = folder / "tiny-gpt2"
         if not (gpt2 / "config.json").is_file():
             tiny_models.build_tiny_gpt2(gpt2)
@@ -95,7 +85,8 @@ def _policy(toxicity_options: dict[str, Any]):
     return Policy.model_validate({**data, "source": base.source, "sha256": base.sha256})
 
 
-def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda message: None,
+             allow_downloads: bool = False) -> dict[str, Any]:
     """Run both generations and verify the log; ``say`` hears progress notes (rich markup). Returns the summary."""
     from guard.pipeline.guard import Guard
     from guard.provenance.verify import verify_log
@@ -107,7 +98,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
         keys.init()
         say(f"created keys in {keys.directory}")
     say("preparing models…")
-    models = _models(home)
+    models = _models(home, allow_downloads=allow_downloads)
     for note in models.notes:
         say(f"[yellow]note[/]: {note}")
     guard = Guard(_policy(models.toxicity_options), log=home / "provenance.db", keys=keys)

@@ -115,7 +115,7 @@ def test_offline_checkpoint_and_config_dir_make_no_network_call(no_network, deto
 def test_offline_release_model_not_cached_is_unavailable(no_network, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     detector = ToxicityDetector(model="unbiased")
-    with pytest.raises(ModelUnavailableError, match="not cached and downloads are off"):
+    with pytest.raises(ModelUnavailableError, match="not on this machine and downloads are off"):
         detector.score(["hello"])
 
 

@@ -1,13 +1,13 @@
-"""`guard demo`, the README's main job, runs end to end offline and leaves a log that verifies."""
+"""`guard demo`, the README's main job, runs end to end with no network use and leaves a log that verifies."""
 
 from __future__ import annotations
 
 
-def test_demo_runs_offline_end_to_end(tmp_path, cli, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_demo_runs_offline_end_to_end(tmp_path, cli, network_attempts):
     home = tmp_path / "demo"
     result = cli("demo", "--home", home, "--json")
     assert result.exit_code == 0, result.stderr[-2000:]
+    assert network_attempts == [], "the demo opens no network connection unless asked (--allow-downloads)"
     summary = result.json
     assert any("tiny random-weight models" in note for note in summary["notes"])
     assert summary["text"]["verdict"] == "allow" and summary["text"]["watermark"]["detected"]
