@@ -69,20 +69,33 @@ def take(feats: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray
     return {k: v[rows] for k, v in feats.items()}
 
 
+def bootstrap(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and AP of ``n_boot`` resamples of the rows at once: each resample is a row of draw counts, and both
+    metrics are sums over the rows sorted by score once (ties grouped, as scikit-learn treats them)."""
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first row of each distinct score, descending
+    counts = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=n_boot).astype(np.float64)
+    pos = np.add.reduceat(counts * y, starts, axis=1)  # resample x distinct score: positives drawn there
+    neg = np.add.reduceat(counts * (1 - y), starts, axis=1)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    # AUC: each positive beats the negatives below its score and ties half of those at it
+    auc = np.sum(pos * (n_neg - fp + 0.5 * neg), axis=1) / (n_pos[:, 0] * n_neg[:, 0])
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    ap = np.sum(pos / n_pos * precision, axis=1)
+    return auc, ap
+
+
 def metrics(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    boots = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        if 0 < y[i].sum() < len(i):
-            boots.append((roc_auc_score(y[i], s[i]), average_precision_score(y[i], s[i])))
-    b = np.array(boots)
-    neg, pos = s[y == 0], s[y == 1]
-    out = {"auc": roc_auc_score(y, s), "auc_ci": np.percentile(b[:, 0], [2.5, 97.5]).tolist(),
-           "ap": average_precision_score(y, s), "ap_ci": np.percentile(b[:, 1], [2.5, 97.5]).tolist()}
     from detectors.offline_toxicity.combiner import threshold_at_fpr
 
+    auc, ap = bootstrap(y, np.asarray(s, dtype=np.float64), n_boot, rng)
+    neg, pos = s[y == 0], s[y == 1]
+    out = {"auc": roc_auc_score(y, s), "auc_ci": np.percentile(auc, [2.5, 97.5]).tolist(),
+           "ap": average_precision_score(y, s), "ap_ci": np.percentile(ap, [2.5, 97.5]).tolist()}
     for fpr in (0.01, 0.05):
         t = threshold_at_fpr(neg, fpr)
         out[f"thr@{fpr:g}"], out[f"tpr@{fpr:g}"] = t, float(np.mean(pos >= t))
