@@ -5,13 +5,14 @@ Texts: the same 5-400-word BOLD texts as ``toxicity_throughput.py``. Peer: detox
 cost), called as most integrations do: ``Detoxify.predict([text])`` per text. Each method runs in its own process
 so its peak memory (max RSS) is its own.
 
-- ``offline-b1``: the ``toxicity-offline`` detector, one text per ``score`` call;
+- ``offline-b1``: the ``toxicity-offline`` detector, one text per ``score`` call (first ``--b1-n`` texts);
 - ``offline-bN``: one ``score`` call on the whole list, windows in batches of N (``--batches``);
-- ``offline-int8``: the best batch with int8 dynamic quantisation of the BiLSTM (scores compared with float32);
+- ``offline-int8``: the best batch with ``precision: int8`` (``core.device.quantize_linear``: the dense layers
+  only; the LSTM, most of the cost, stays float32), scores compared with float32;
 - ``bilstm-only``: the BiLSTM alone, batched (what the combination and neutralisation add);
 - ``detoxify-1by1``: the peer.
 
-Run: nice -n 19 .venv/bin/python benchmarks/toxicity_offline_throughput.py [--n 1000] [--peer-n 100]
+Run: nice -n 19 .venv/bin/python benchmarks/toxicity_offline_throughput.py [--n 1000] [--peer-n 100] [--b1-n 200]
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="texts for the offline scorer")
     parser.add_argument("--peer-n", type=int, default=100, help="texts for detoxify one at a time (slow)")
+    parser.add_argument("--b1-n", type=int, default=200, help="texts for the offline scorer one at a time")
     parser.add_argument("--batches", default="16,64,256,1024", help="batch sizes to try")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=256, help=argparse.SUPPRESS)
@@ -80,7 +82,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.n, args.batch)))
         return
     build_checkpoint()
-    runs = [("offline-b1", args.n, 256)] + [(f"offline-b{b}", args.n, b) for b in map(int, args.batches.split(","))]
+    runs = [("offline-b1", args.b1_n, 256)] + [(f"offline-b{b}", args.n, b) for b in map(int, args.batches.split(","))]
     results = {}
     for method, n, batch in runs:
         results[method] = _run(method.split("-b")[0] + ("-b1" if method == "offline-b1" else "-bN"), n, batch)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -79,13 +81,13 @@ def read_word_index(path: Path) -> WordIndex:
         with open(path, "rb") as fh:
             tok = _TokenizerUnpickler(fh).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a Keras Tokenizer pickle: {exc}") from exc
+        raise InputError(f"{path}: not a Keras Tokenizer pickle: {exc}") from exc
     state = getattr(tok, "__dict__", {})
     missing = [k for k in ("word_index", "num_words", "filters", "lower", "split") if k not in state]
     if not isinstance(tok, _KerasTokenizer) or missing:
-        raise ValueError(f"{path}: not a Keras Tokenizer pickle (missing {', '.join(missing) or 'Tokenizer'})")
+        raise InputError(f"{path}: not a Keras Tokenizer pickle (missing {', '.join(missing) or 'Tokenizer'})")
     if state.get("char_level") or state.get("oov_token") is not None or state.get("analyzer") is not None:
-        raise ValueError(f"{path}: only word-level tokenizers without an OOV token are supported")
+        raise InputError(f"{path}: only word-level tokenizers without an OOV token are supported")
     num_words = int(state["num_words"] or 10**9)
     index = {str(w): int(i) for w, i in state["word_index"].items() if int(i) < num_words}
     return WordIndex(index, str(state["filters"]), bool(state["lower"]), str(state["split"]), num_words)
@@ -106,7 +108,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
                    for layer in ("dense", "out") for i, k in enumerate(("kernel", "bias"))},
             }
     except (OSError, KeyError) as exc:
-        raise ValueError(f"{path}: not the BiLSTM's Keras weights file: {exc}") from exc
+        raise InputError(f"{path}: not the BiLSTM's Keras weights file: {exc}") from exc
     vocab, dim = arrays["embedding"].shape
     units = arrays["forward_recurrent"].shape[0]
     expected = {
@@ -117,7 +119,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     for name, shape in expected.items():
         for key in (name, name.replace("forward", "backward")):
             if arrays[key].shape != shape:
-                raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}")
+                raise InputError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}")
     return arrays
 
 

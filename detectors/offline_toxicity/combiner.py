@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.errors import InputError, ModelUnavailableError
+
 FORMAT = "genguard-offline-toxicity/1"
 Kind = Literal["rank-mean", "logistic"]
 BILSTM_FEATURES = ("bilstm_toxicity", "bilstm_severe_toxicity", "bilstm_obscene", "bilstm_threat", "bilstm_insult",
@@ -51,7 +53,7 @@ class Combiner:
         """The uncalibrated combined score (higher is more toxic)."""
         missing = [f for f in self.features if f not in feats]
         if missing:
-            raise ValueError(f"combiner needs features {missing}")
+            raise InputError(f"combiner needs features {missing}")
         if self.kind == "rank-mean":
             levels = np.linspace(0.0, 1.0, _QUANTILES)
             return np.mean([np.interp(feats[f], self.quantiles[f], levels) for f in self.features], axis=0)
@@ -76,11 +78,11 @@ def load(path: Path) -> Combiner:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read the toxicity combiner: {exc.strerror}") from exc
+        raise ModelUnavailableError(f"{path}: cannot read the toxicity combiner: {exc.strerror}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a toxicity combiner (bad JSON: {exc})") from exc
+        raise InputError(f"{path}: not a toxicity combiner (bad JSON: {exc})") from exc
     if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
-        raise ValueError(f"{path}: not a toxicity combiner (expected \"format\": \"{FORMAT}\")")
+        raise InputError(f"{path}: not a toxicity combiner (expected \"format\": \"{FORMAT}\")")
     try:
         combiner = Combiner(
             kind=data["kind"],
@@ -95,7 +97,7 @@ def load(path: Path) -> Combiner:
             trained_on=tuple(data.get("trained_on", ())),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: malformed toxicity combiner ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"{path}: malformed toxicity combiner ({type(exc).__name__}: {exc})") from exc
     _check(combiner, path)
     return combiner
 
@@ -103,18 +105,18 @@ def load(path: Path) -> Combiner:
 def _check(c: Combiner, path: Path) -> None:
     known = set(LOGISTIC_FEATURES)
     if c.kind not in ("rank-mean", "logistic"):
-        raise ValueError(f"{path}: kind must be rank-mean or logistic, got {c.kind!r}")
+        raise InputError(f"{path}: kind must be rank-mean or logistic, got {c.kind!r}")
     if not c.features or set(c.features) - known:
-        raise ValueError(f"{path}: features must be among {', '.join(LOGISTIC_FEATURES)}")
+        raise InputError(f"{path}: features must be among {', '.join(LOGISTIC_FEATURES)}")
     if c.kind == "rank-mean":
         for f in c.features:
             q = c.quantiles.get(f, [])
             if len(q) != _QUANTILES or any(b < a for a, b in zip(q, q[1:])):
-                raise ValueError(f"{path}: quantiles.{f} must be {_QUANTILES} non-decreasing numbers")
+                raise InputError(f"{path}: quantiles.{f} must be {_QUANTILES} non-decreasing numbers")
     elif not (len(c.weights) == len(c.center) == len(c.scale) == len(c.features)) or min(c.scale) <= 0:
-        raise ValueError(f"{path}: weights, center and scale need one value per feature (scale > 0)")
+        raise InputError(f"{path}: weights, center and scale need one value per feature (scale > 0)")
     if not all(math.isfinite(v) for v in (*c.calibration, c.intercept, *c.weights)):
-        raise ValueError(f"{path}: non-finite numbers in the combiner")
+        raise InputError(f"{path}: non-finite numbers in the combiner")
 
 
 def fit(
@@ -131,7 +133,7 @@ def fit(
 
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) != 2:
-        raise ValueError("training data needs both toxic (1) and non-toxic (0) examples")
+        raise InputError("training data needs both toxic (1) and non-toxic (0) examples")
     if kind == "rank-mean":
         names = RANK_FEATURES
         combiner = Combiner(kind, names, (1.0, 0.0), quantiles={
@@ -145,7 +147,7 @@ def fit(
                             center=tuple(center.tolist()), scale=tuple(scale.tolist()),
                             intercept=float(model.intercept_[0]))
     else:
-        raise ValueError(f"kind must be rank-mean or logistic, got {kind!r}")
+        raise InputError(f"kind must be rank-mean or logistic, got {kind!r}")
     raw = combiner.raw(feats)
     platt = LogisticRegression(C=1e6, class_weight="balanced", max_iter=5000).fit(raw[:, None], labels)
     combiner = Combiner(**{**_fields(combiner), "calibration": (float(platt.coef_[0, 0]), float(platt.intercept_[0])),
@@ -158,7 +160,7 @@ def fit(
 def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
     """The smallest score threshold at which at most ``fpr`` of ``negatives`` score at or above it."""
     if not 0 < fpr < 1:
-        raise ValueError(f"target false-positive rate must be between 0 and 1, got {fpr}")
+        raise InputError(f"target false-positive rate must be between 0 and 1, got {fpr}")
     ordered = np.sort(np.asarray(negatives, dtype=np.float64))[::-1]
     allowed = int(math.floor(fpr * len(ordered)))  # negatives that may score at or above the threshold
     if allowed >= len(ordered):

@@ -11,7 +11,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
-from detectors._hf import ModelUnavailableError, sha256_file
+from core.errors import ModelUnavailableError
+from core.hashing import sha256_file
+from core.device import Precision
 from detectors.base import Detector, Score
 from detectors.offline_toxicity import combiner as combiners
 from detectors.offline_toxicity import packages
@@ -51,7 +53,7 @@ class OfflineToxicityDetector(Detector):
         combiner: str | Path | None = None,
         batch_size: int = 256,
         overlap: int = 20,
-        precision: str = "auto",
+        precision: Precision | str = "auto",
         device: str = "cpu",
         num_threads: int | None = None,
         neutralise: bool = True,
@@ -60,7 +62,7 @@ class OfflineToxicityDetector(Detector):
                                  neutralise=neutralise)
         self.combiner_path = Path(combiner) if combiner is not None else default_combiner()
         if not self.combiner_path.is_file():
-            raise FileNotFoundError(f"{self.combiner_path}: toxicity combiner not found")
+            raise ModelUnavailableError(f"{self.combiner_path}: toxicity combiner not found")
         self.num_threads = num_threads
         self._scorer: OfflineScorer | None = None
         self._lock = threading.Lock()

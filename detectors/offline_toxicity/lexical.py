@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import InputError
 from detectors.offline_toxicity.packages import LEXICAL
 
 
@@ -41,5 +42,5 @@ def load(files: dict[str, Path] | None = None) -> LexicalModel:
         model = joblib.load(files["data/model.joblib"])
     calibrated = getattr(model, "calibrated_classifiers_", None)
     if not calibrated or not hasattr(vectorizer, "transform"):
-        raise ValueError(f"{files['data/model.joblib']}: not a calibrated linear classifier with a vectorizer")
+        raise InputError(f"{files['data/model.joblib']}: not a calibrated linear classifier with a vectorizer")
     return LexicalModel(vectorizer, tuple(c.estimator for c in calibrated))

@@ -13,7 +13,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from detectors._hf import ModelUnavailableError, sha256_file
+from core.errors import ModelUnavailableError
+from core.hashing import sha256_file
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from core.device import AUTOCAST_PRECISIONS, Precision, autocast_bf16, quantize_linear, resolve_device
+from core.errors import InputError
 from detectors.offline_toxicity import bilstm, identity, lexical
 from detectors.offline_toxicity.combiner import BILSTM_FEATURES, Combiner
 
@@ -25,17 +27,16 @@ LABELS = bilstm.LABELS
 class Settings:
     batch_size: int = 256  # BiLSTM windows per forward pass
     overlap: int = 20  # words shared by consecutive windows of a long text
-    precision: str = "auto"  # auto | float32 | bfloat16 | int8
-    device: str = "cpu"
+    precision: Precision | str = Precision.AUTO  # auto | float32 | bfloat16 | int8 (core.device)
+    device: str = "cpu"  # a 50-unit LSTM gains nothing from a GPU; "auto" or "cuda" are honoured
     neutralise: bool = True  # take group words out before scoring (identity.py); off only to measure the effect
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0 <= self.overlap < bilstm.MAXLEN // 2:
-            raise ValueError(f"overlap must be between 0 and {bilstm.MAXLEN // 2 - 1} words, got {self.overlap}")
-        if self.precision not in ("auto", "float32", "bfloat16", "int8"):
-            raise ValueError(f"precision must be auto, float32, bfloat16 or int8, got {self.precision!r}")
+            raise InputError(f"overlap must be between 0 and {bilstm.MAXLEN // 2 - 1} words, got {self.overlap}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision, allowed=AUTOCAST_PRECISIONS))
 
 
 class OfflineScorer:
@@ -54,21 +55,13 @@ class OfflineScorer:
     def from_files(cls, bilstm_files: dict[str, Path], lexical_files: dict[str, Path], combiner: Combiner | None,
                    combiner_sha256: str, settings: Settings) -> "OfflineScorer":
         """Load both models; ``combiner`` may be None when only ``features`` are wanted (training)."""
-        import torch
-
-        from detectors._text_batching import bf16_is_fast
-
+        device = resolve_device(settings.device)
         network = bilstm.build_network(bilstm.read_weights(bilstm_files["model/model.weights.h5"]))
-        precision = settings.precision
-        if precision == "auto":
-            precision = "bfloat16" if bf16_is_fast(settings.device) else "float32"
-        if precision == "int8":
-            if settings.device != "cpu":
-                raise ValueError(f"precision int8 runs on the CPU only, not on {settings.device}")
-            network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.LSTM, torch.nn.Linear},
-                                                             dtype=torch.qint8)
-        network = network.to(settings.device)
-        resolved = Settings(settings.batch_size, settings.overlap, precision, settings.device, settings.neutralise)
+        if settings.precision is Precision.INT8:
+            network = quantize_linear(network, device)
+        network = network.to(device)
+        resolved = Settings(settings.batch_size, settings.overlap, settings.precision, str(device),
+                            settings.neutralise)
         digest = hashlib.sha256()
         for path in (*bilstm_files.values(), *lexical_files.values()):
             digest.update(path.read_bytes())
@@ -89,7 +82,7 @@ class OfflineScorer:
                 rows.append(window)
         out = np.full((len(texts), len(LABELS)), -np.inf, dtype=np.float32)
         device = torch.device(self.settings.device)
-        bf16 = self.settings.precision == "bfloat16"
+        bf16 = autocast_bf16(device, self.settings.precision)
         size = self.settings.batch_size
         for start in range(0, len(rows), size):
             ids = torch.from_numpy(bilstm.pad(rows[start:start + size])).to(device)
@@ -116,7 +109,7 @@ class OfflineScorer:
     def labels(self, texts: list[str]) -> np.ndarray:
         """The six detoxify labels per text, in [0, 1] (texts x 6, in ``LABELS`` order)."""
         if self.combiner is None:
-            raise ValueError("this scorer was loaded without a combiner; it gives features only")
+            raise InputError("this scorer was loaded without a combiner; it gives features only")
         if not texts:
             return np.zeros((0, len(LABELS)), dtype=np.float64)
         feats = self.features(texts)

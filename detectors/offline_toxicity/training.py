@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from detectors.offline_toxicity import combiner as combiners
 
 MAX_TEXT_CHARS = 100_000  # longer cells are cut: bounded memory on hostile input
@@ -38,30 +39,30 @@ def read_labelled(path: Path) -> Labelled:
         raw = Path(path).read_bytes()
         content = raw.decode("utf-8-sig")
     except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     rows = _jsonl(content, path) if Path(path).suffix.lower() in (".jsonl", ".ndjson") else _csv(content, path)
     texts, labels = [], []
     for n, (text, label) in enumerate(rows, start=2 if Path(path).suffix.lower() == ".csv" else 1):
         value = str(label).strip()
         if value not in ("0", "1", "0.0", "1.0", "true", "false", "True", "False"):
-            raise ValueError(f"{path}: row {n}: label must be 0 or 1, got {label!r}")
+            raise InputError(f"{path}: row {n}: label must be 0 or 1, got {label!r}")
         texts.append(str(text)[:MAX_TEXT_CHARS])
         labels.append(1 if value in ("1", "1.0", "true", "True") else 0)
     if not texts:
-        raise ValueError(f"{path}: no labelled rows")
+        raise InputError(f"{path}: no labelled rows")
     return Labelled(str(path), hashlib.sha256(raw).hexdigest(), texts, np.asarray(labels, dtype=np.int64))
 
 
 def _csv(content: str, path: Path) -> list[tuple[Any, Any]]:
     reader = csv.DictReader(content.splitlines())
     if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-        raise ValueError(f"{path}: a CSV needs 'text' and 'label' columns (found {reader.fieldnames})")
+        raise InputError(f"{path}: a CSV needs 'text' and 'label' columns (found {reader.fieldnames})")
     try:
         return [(row["text"], row["label"]) for row in reader]
     except csv.Error as exc:
-        raise ValueError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from exc
+        raise InputError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from exc
 
 
 def _jsonl(content: str, path: Path) -> list[tuple[Any, Any]]:
@@ -72,9 +73,9 @@ def _jsonl(content: str, path: Path) -> list[tuple[Any, Any]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {n}: not JSON: {exc.msg}") from exc
+            raise InputError(f"{path}: line {n}: not JSON: {exc.msg}") from exc
         if not isinstance(item, dict) or "text" not in item or "label" not in item:
-            raise ValueError(f"{path}: line {n}: expected an object with 'text' and 'label'")
+            raise InputError(f"{path}: line {n}: expected an object with 'text' and 'label'")
         rows.append((item["text"], item["label"]))
     return rows
 
@@ -89,7 +90,7 @@ def split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np
     try:
         train, test = train_test_split(rows, test_size=holdout, random_state=seed, stratify=labels)
     except ValueError as exc:
-        raise ValueError(f"cannot hold out {holdout:g} of {len(labels)} rows by label: {exc}") from exc
+        raise InputError(f"cannot hold out {holdout:g} of {len(labels)} rows by label: {exc}") from exc
     return np.sort(train), np.sort(test)
 
 

@@ -22,33 +22,25 @@ CombinerOpt = Annotated[Optional[Path], typer.Option("--combiner", help="Combine
 
 
 def _detector(combiner: Path | None, precision: str, **options: Any):
-    """The offline detector with its models loaded; missing packages or bad files become one-line errors."""
-    from core.errors import DetectorError
-    from detectors._hf import ModelUnavailableError
+    """The offline detector with its models loaded, so a missing package or a bad file fails before any work
+    (``ModelUnavailableError`` / ``InputError``: one line, exit 2)."""
+    from core.errors import ModelUnavailableError
     from detectors.offline_toxicity import OfflineToxicityDetector
 
-    try:
-        detector = OfflineToxicityDetector(combiner=combiner, precision=precision, **options)
-        reason = detector.unavailable()
-        if reason:
-            raise DetectorError(f"toxicity-offline: {reason}")
-        detector.scorer  # noqa: B018 - load now, so a bad file fails before any work
-    except (ValueError, FileNotFoundError, ModelUnavailableError) as exc:
-        raise DetectorError(f"toxicity-offline: {exc}") from None
+    detector = OfflineToxicityDetector(combiner=combiner, precision=precision, **options)
+    reason = detector.unavailable()
+    if reason:
+        raise ModelUnavailableError(f"toxicity-offline: {reason}")
+    detector.scorer  # noqa: B018 - loads the models
     return detector
 
 
 def _feature_scorer(precision: str):
     """Both models without a combiner: what training needs."""
-    from core.errors import DetectorError
-    from detectors._hf import ModelUnavailableError
     from detectors.offline_toxicity.detector import load_scorer
     from detectors.offline_toxicity.scorer import Settings
 
-    try:
-        return load_scorer(None, Settings(precision=precision))
-    except (ValueError, ModelUnavailableError) as exc:
-        raise DetectorError(f"toxicity-offline: {exc}") from None
+    return load_scorer(None, Settings(precision=precision))
 
 
 def register(app: typer.Typer) -> None:
@@ -79,10 +71,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--kind: expected rank-mean or logistic, got {kind!r}")
         if out.suffix != ".json":
             raise InputError(f"--out {out}: a combiner is a .json file")
-        try:
-            sets = [training.read_labelled(path) for path in data]
-        except (ValueError, FileNotFoundError) as exc:
-            raise InputError(str(exc)) from None
+        sets = [training.read_labelled(path) for path in data]
         scorer = _feature_scorer(precision)
         total = sum(len(s.texts) for s in sets)
         with progress_bar("scoring", total) as update:
@@ -93,11 +82,8 @@ def register(app: typer.Typer) -> None:
                 done += n
                 update(done)
 
-            try:
-                report = training.train(scorer, sets, kind=kind, holdout=holdout, seed=seed,
-                                        target_fpr=target_fpr, progress=step)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+            report = training.train(scorer, sets, kind=kind, holdout=holdout, seed=seed, target_fpr=target_fpr,
+                                    progress=step)
         out.parent.mkdir(parents=True, exist_ok=True)
         report.combiner.save(out)
         threshold = report.combiner.thresholds[f"{target_fpr:g}"]
