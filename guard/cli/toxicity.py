@@ -107,8 +107,9 @@ def register(app: typer.Typer) -> None:
     @group.command("audit")
     def audit(
         holistic_bias: Annotated[Optional[Path], typer.Option("--holistic-bias", help="HolisticBias v1.1 folder "
-                                                              "(default: the cached copy, see `guard bias-audit "
-                                                              "--download`).")] = None,
+                                                              "(default: the cached copy).")] = None,
+        download: Annotated[bool, typer.Option("--download", help="Fetch HolisticBias into the cache if it is "
+                                               "missing (checksums pinned).")] = False,
         threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0,
                                                  help="A sentence is flagged at or above this toxicity.")] = 0.5,
         max_rate: Annotated[float, typer.Option("--max-rate", min=0.0, max=1.0,
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:
         from guard.bias import datasets
         from guard.bias.identity_audit import harmless_sentences, rates
 
-        folder = holistic_bias or datasets.fetch("holistic_bias")
+        folder = holistic_bias or datasets.fetch("holistic_bias", download=download)
         prompts = harmless_sentences(folder, per_group=per_group, seed=seed)
         texts = [p.text for p in prompts]
         results = {}
