@@ -29,7 +29,10 @@ def load_scorer(combiner_path: Path | None, settings: Settings) -> OfflineScorer
     combiner = combiners.load(combiner_path) if combiner_path is not None else None
     digest = sha256_file(combiner_path) if combiner_path is not None else "0" * 64
     try:
-        return OfflineScorer.from_files(packages.BILSTM.verified(), packages.LEXICAL.verified(), combiner, digest, settings)
+        bilstm_files, lexical_files = packages.BILSTM.verified(), packages.LEXICAL.verified()
+        pins = {**{bilstm_files[k]: v for k, v in packages.BILSTM.files.items()},
+                **{lexical_files[k]: v for k, v in packages.LEXICAL.files.items()}}
+        return OfflineScorer.from_files(bilstm_files, lexical_files, pins, combiner, digest, settings)
     except ModuleNotFoundError as exc:  # h5py or joblib: the optional extra is not installed
         raise ModelUnavailableError(f"{exc}; install it: pip install 'genguard[offline-models]'") from exc
 

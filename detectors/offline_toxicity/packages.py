@@ -43,7 +43,7 @@ class Package:
         return None
 
     def verified(self) -> dict[str, Path]:
-        """The package's files by name, each checked against its pinned SHA-256."""
+        """The package's files by name, each checked against its pinned SHA-256 (``files``)."""
         reason = self.missing()
         if reason:
             raise ModelUnavailableError(reason)

@@ -52,8 +52,8 @@ class OfflineScorer:
         self.model_id = model_id
 
     @classmethod
-    def from_files(cls, bilstm_files: dict[str, Path], lexical_files: dict[str, Path], combiner: Combiner | None,
-                   combiner_sha256: str, settings: Settings) -> "OfflineScorer":
+    def from_files(cls, bilstm_files: dict[str, Path], lexical_files: dict[str, Path], file_sha256: dict[Path, str],
+                   combiner: Combiner | None, combiner_sha256: str, settings: Settings) -> "OfflineScorer":
         """Load both models; ``combiner`` may be None when only ``features`` are wanted (training)."""
         device = resolve_device(settings.device)
         network = bilstm.build_network(bilstm.read_weights(bilstm_files["model/model.weights.h5"]))
@@ -62,9 +62,9 @@ class OfflineScorer:
         network = network.to(device)
         resolved = Settings(settings.batch_size, settings.overlap, settings.precision, str(device),
                             settings.neutralise)
-        digest = hashlib.sha256()
+        digest = hashlib.sha256()  # over the files' own SHA-256s, each verified against its pin before this
         for path in (*bilstm_files.values(), *lexical_files.values()):
-            digest.update(path.read_bytes())
+            digest.update(bytes.fromhex(file_sha256[path]))
         kind = combiner.kind if combiner is not None else "features"
         model_id = (f"genguard-offline-toxicity:{kind}@sha256:{combiner_sha256[:16]}"
                     f"+models@sha256:{digest.hexdigest()[:16]}")
