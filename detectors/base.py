@@ -112,6 +112,12 @@ def _options_model(cls: type) -> Any:
     def model_id(self) -> str:
         """Name and version or weights hash of what produces the scores."""
 
+    def unavailable(self) -> str | None:
+        """Why this detector's model cannot load here, found without loading it (a missing package, an uncached
+        checkpoint while downloads are off); None when it should load. Lets a policy check name the scorer
+        that will run, and lets a caller switch to a rule's fallback before any work."""
+        return None
+
     @abc.abstractmethod
     def score(self, items: list[Any]) -> list[list[Score]]:
         """Score ``items`` (``str`` for text, ``PIL.Image.Image`` for images)."""

@@ -81,6 +81,20 @@ class ToxicityDetector(WindowedClassifierDetector):
         self.config_dir = Path(config_dir) if config_dir is not None else None
         self.local_files_only = offline(local_files_only)
 
+    def unavailable(self) -> str | None:
+        if self.checkpoint is not None or not self.local_files_only:
+            return None  # a local checkpoint, or a release file that can still be downloaded
+        from detoxify.detoxify import MODEL_URLS
+
+        cached = self._cached_release(MODEL_URLS[self.model])
+        return None if cached.is_file() else f"detoxify {self.model!r} is not cached ({cached}) and downloads are off"
+
+    @staticmethod
+    def _cached_release(url: str) -> Path:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
     def _checkpoint_file(self) -> Path:
         """The local checkpoint: the given path, or detoxify's release file in torch's hub cache (downloaded
         there, hash-checked, unless downloads are off)."""
@@ -90,7 +104,7 @@ class ToxicityDetector(WindowedClassifierDetector):
         from detoxify.detoxify import MODEL_URLS
 
         url = MODEL_URLS[self.model]
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        cached = self._cached_release(url)
         if cached.is_file():
             return cached
         if self.local_files_only:

@@ -13,7 +13,7 @@ import pytest
 
 # Fixtures used by tests in more than one folder live in tests/fixtures/, one module per subject.
 pytest_plugins = [f"tests.fixtures.{name}" for name in (
-    "bias", "deepfake", "images", "mixed_log", "network", "text_models", "watermark")]
+    "bias", "deepfake", "images", "mixed_log", "network", "offline_toxicity", "text_models", "watermark")]
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "guard.cli.watermark",
     "guard.cli.text",
     "guard.cli.detector",
+    "guard.cli.toxicity",
     "guard.cli.scan",
     "guard.cli.review",
     "guard.cli.serve",

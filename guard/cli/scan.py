@@ -56,12 +56,14 @@ def _rules(policy: str | None, cli_options: dict[str, Any]):
                 continue
             seen.add(rule.detector)
             modalities = detection.detector_class(rule.detector).modalities
+            name = rule.detector
             if rule.detector == DETECTOR:
                 detector = build_detector({**rule.options, **cli_options})
             else:
-                detector = checker.detector(rule.detector, rule.options)
+                # the rule's own detector, or its fallback when that one cannot load here
+                name, detector, _ = checker.scorer(rule, load=rule.fallback is not None)
             target = image_rules if "image" in modalities else text_rules
-            target.append(Rule(rule.detector, detector, dict(rule.thresholds)))
+            target.append(Rule(name, detector, dict(rule.thresholds)))
     if DETECTOR not in seen and cli_options.get("backend"):
         image_rules.append(Rule(DETECTOR, build_detector(cli_options)))
     return image_rules, text_rules

@@ -88,6 +88,26 @@ class Checker:
                 self._detectors[key] = registry.create(name, dict(options or {}))
             return self._detectors[key]
 
+    def scorer(self, rule: DetectorRule, *, load: bool = False) -> tuple[str, Any, str | None]:
+        """The detector that will score for ``rule`` here: ``(name, detector, why the rule's own one will not)``.
+
+        The rule's own detector, unless it reports that its model cannot load on this machine (``unavailable``)
+        or, with ``load``, fails to load; then the rule's ``fallback``, if it names one. Without ``load`` no model
+        is loaded, so ``guard policy check`` stays fast; ``guard scan`` loads, as it is about to score.
+        """
+        detector = self.detector(rule.detector, rule.options)
+        reason = detector.unavailable()
+        if reason is None and load:
+            try:
+                detector.model_id  # noqa: B018 - loads the model
+            except Exception as exc:  # a load failure is what a fallback is for, as in ``check``
+                if isinstance(exc, GuardError) and not isinstance(exc, UnavailableError):
+                    raise  # bad input or configuration
+                reason = one_line(exc)
+        if reason is None or rule.fallback is None:
+            return rule.detector, detector, reason
+        return rule.fallback.detector, self.detector(rule.fallback.detector, rule.fallback.options), reason
+
     def _modalities(self, name: str) -> frozenset[str]:
         """The kinds of item a detector scores (its class says so: no need to build it)."""
         if name not in self._kinds:

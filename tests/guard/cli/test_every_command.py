@@ -40,6 +40,8 @@ CASES: dict[str, tuple[int | None, list[str] | None]] = {
     "serve keys add": (2, None),  # a missing key file is a new one
     "serve keys list": (0, None),  # a missing key file holds no keys
     "serve keys remove": (2, ["alice", "--api-keys", ABSENT]),
+    "toxicity audit": (2, ["--holistic-bias", ABSENT]),  # no arguments: HolisticBias is not in the cache
+    "toxicity train": (2, ["--data", ABSENT, "--out", f"{OUT}.json"]),
     "trace": (2, [ABSENT]),
     "users add": (2, ["ana", "--password-stdin", "--log", ABSENT]),
     "users disable": (2, ["ana", "--log", ABSENT]),

@@ -1,0 +1,194 @@
+"""Offline toxicity scorers on human labels, side by side in one run: held-out splits and cross-domain.
+
+Data: ../shared/data/toxicity/ (Davidson tweets, MIT; Civil Comments re-rated by Toxic Spans, CC0). Each set is
+split 70/30, stratified, seed 0, by ``detectors.offline_toxicity.training.split`` -- the split the shipped
+combiner was fitted on (``guard toxicity train --holdout 0.3 --seed 0``), so its test rows were never seen.
+
+Scorers, every one scored on the same test rows:
+- ``bilstm``: the Jigsaw BiLSTM's ``toxicity`` on the text as given;
+- ``svm``: alt-profanity-check's SVM (mean margin of its five LinearSVCs) on the text as given;
+- ``vader``: VADER negativity, (1 - compound) / 2, the floor;
+- ``rank-mean``: the mean of the BiLSTM's and the SVM's ranks within the test rows (untrained, original text);
+- ``shipped``: the ``toxicity-offline`` detector with its shipped combiner (rank-mean, identity neutralisation);
+- ``shipped-no-mitigation``: the same combiner on the text as given (what neutralisation costs or gains);
+- ``rank-mean@A`` / ``logistic@A``: combiners fitted by ``training`` on the training rows of A (dav, cc or both)
+  and scored on each test set: same set = held out, other set = cross-domain.
+
+For each: ROC AUC and average precision with bootstrap 95% intervals (``--n-boot`` resamples of the test rows),
+the thresholds at 1% and 5% FPR on that set's test negatives and the TPR they give, and for ``shipped`` the
+FPR/TPR of its stored thresholds and F1 at the default policy's thresholds (0.8 output, 0.9 prompt).
+
+Run: nice -n 19 .venv/bin/python benchmarks/toxicity_offline_eval.py [--n-boot 1000] [--json out.json]
+Model features are cached in benchmarks/results/toxicity-offline/ (delete to recompute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data" / "toxicity"
+SETS = {"dav": "davidson.csv", "cc": "civilcomments_toxicspans.csv"}
+CACHE = REPO / "benchmarks" / "results" / "toxicity-offline"
+
+
+def features(scorer, texts: list[str], cache: Path) -> dict[str, np.ndarray]:
+    if cache.is_file():
+        with np.load(cache) as z:
+            return {k: z[k] for k in z.files}
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    parts = [scorer.features(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]
+    feats = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    feats["lexical_original"] = scorer.lexical.margins(texts)
+    vader = SentimentIntensityAnalyzer()
+    feats["vader"] = np.array([(1 - vader.polarity_scores(t)["compound"]) / 2 for t in texts])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **feats)
+    return feats
+
+
+def original(feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The combiner features of the text as given (no neutralisation)."""
+    from detectors.offline_toxicity.combiner import BILSTM_FEATURES
+
+    out = {name: feats["bilstm_original"][:, i] for i, name in enumerate(BILSTM_FEATURES)}
+    out["lexical"] = feats["lexical_original"]
+    return out
+
+
+def take(feats: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[rows] for k, v in feats.items()}
+
+
+def bootstrap(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and AP of ``n_boot`` resamples of the rows at once: each resample is a row of draw counts, and both
+    metrics are sums over the rows sorted by score once (ties grouped, as scikit-learn treats them)."""
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first row of each distinct score, descending
+    counts = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=n_boot).astype(np.float64)
+    pos = np.add.reduceat(counts * y, starts, axis=1)  # resample x distinct score: positives drawn there
+    neg = np.add.reduceat(counts * (1 - y), starts, axis=1)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    # AUC: each positive beats the negatives below its score and ties half of those at it
+    auc = np.sum(pos * (n_neg - fp + 0.5 * neg), axis=1) / (n_pos[:, 0] * n_neg[:, 0])
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    ap = np.sum(pos / n_pos * precision, axis=1)
+    return auc, ap
+
+
+def metrics(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from detectors.offline_toxicity.combiner import threshold_at_fpr
+
+    auc, ap = bootstrap(y, np.asarray(s, dtype=np.float64), n_boot, rng)
+    neg, pos = s[y == 0], s[y == 1]
+    out = {"auc": roc_auc_score(y, s), "auc_ci": np.percentile(auc, [2.5, 97.5]).tolist(),
+           "ap": average_precision_score(y, s), "ap_ci": np.percentile(ap, [2.5, 97.5]).tolist()}
+    for fpr in (0.01, 0.05):
+        t = threshold_at_fpr(neg, fpr)
+        out[f"thr@{fpr:g}"], out[f"tpr@{fpr:g}"] = t, float(np.mean(pos >= t))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    args = parser.parse_args()
+    from scipy.stats import rankdata
+
+    from detectors.offline_toxicity import combiner as combiners
+    from detectors.offline_toxicity.detector import default_combiner, load_scorer
+    from detectors.offline_toxicity.scorer import Settings
+    from detectors.offline_toxicity.training import read_labelled, split
+
+    started = time.time()
+    scorer = load_scorer(None, Settings(precision="float32"))
+    shipped = combiners.load(default_combiner())
+    sets = {}
+    for key, name in SETS.items():
+        data = read_labelled(DATA / name)
+        train, test = split(data.labels, 0.3, 0)
+        feats = features(scorer, data.texts, CACHE / f"{key}-{data.sha256[:12]}.npz")
+        sets[key] = {"y": data.labels, "train": train, "test": test, "feats": feats, "rows": len(data.labels)}
+    fitted = {}
+    for kind in ("rank-mean", "logistic"):
+        for on in (("dav",), ("cc",), ("dav", "cc")):
+            f = {k: np.concatenate([take(sets[s]["feats"], sets[s]["train"])[k] for s in on])
+                 for k in sets[on[0]]["feats"]}
+            y = np.concatenate([sets[s]["y"][sets[s]["train"]] for s in on])
+            fitted[f"{kind}@{'+'.join(on)}"] = combiners.fit(f, y, kind=kind)
+    rng = np.random.default_rng(0)
+    results: dict = {}
+    for key, s in sets.items():
+        te = s["test"]
+        y, f = s["y"][te], take(s["feats"], te)
+        scores = {
+            "bilstm": f["bilstm_original"][:, 0],
+            "svm": f["lexical_original"],
+            "vader": f["vader"],
+            "rank-mean": rankdata(f["bilstm_original"][:, 0]) + rankdata(f["lexical_original"]),
+            "shipped": shipped(f),
+            "shipped-no-mitigation": shipped(original(f)),
+            **{name: c(f) for name, c in fitted.items()},
+        }
+        results[key] = {name: metrics(y, v, args.n_boot, rng) for name, v in scores.items()}
+        sv = scores["shipped"]
+        neg, pos = sv[y == 0], sv[y == 1]
+        results[key]["shipped"]["stored_thresholds"] = {
+            k: {"threshold": t, "fpr": float(np.mean(neg >= t)), "tpr": float(np.mean(pos >= t))}
+            for k, t in shipped.thresholds.items()}
+        for t in (0.5, 0.8, 0.9):
+            tp, fp = float(np.sum(pos >= t)), float(np.sum(neg >= t))
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / len(pos)
+            results[key]["shipped"][f"f1@{t:g}"] = 2 * precision * recall / (precision + recall) if tp else 0.0
+            results[key]["shipped"][f"fpr@{t:g}"] = fp / len(neg)
+        results[key]["_rows"] = {"test": int(len(te)), "positives": int(y.sum())}
+    report(results)
+    print(f"\n{sum(s['rows'] for s in sets.values())} texts; bootstrap {args.n_boot}; {time.time() - started:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+
+
+def report(results: dict) -> None:
+    names = [n for n in results["dav"] if not n.startswith("_")]
+    print("| scorer | " + " | ".join(f"{k} AUC [95% CI] | {k} AP [95% CI] | {k} TPR@1% / 5% FPR" for k in results)
+          + " |")
+    print("|---|" + "---|---|---|" * len(results))
+    for name in names:
+        cells = []
+        for key in results:
+            m = results[key][name]
+            cells += [f"{m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]",
+                      f"{m['ap']:.3f} [{m['ap_ci'][0]:.3f}, {m['ap_ci'][1]:.3f}]",
+                      f"{m['tpr@0.01']:.3f} / {m['tpr@0.05']:.3f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nshipped vs rank-mean (AUC / AP):", "; ".join(
+        f"{k}: {results[k]['shipped']['auc'] - results[k]['rank-mean']['auc']:+.4f} / "
+        f"{results[k]['shipped']['ap'] - results[k]['rank-mean']['ap']:+.4f}" for k in results))
+    for key in results:
+        m = results[key]["shipped"]
+        stored = ", ".join(f"{k}: threshold {v['threshold']:.3f} -> FPR {v['fpr']:.3f}, TPR {v['tpr']:.3f}"
+                           for k, v in m["stored_thresholds"].items())
+        print(f"{key} shipped thresholds for this set's test rows: 1% FPR at {m['thr@0.01']:.3f}, 5% at "
+              f"{m['thr@0.05']:.3f}; stored thresholds (fitted on both training sets): {stored}; "
+              f"F1/FPR at 0.5 {m['f1@0.5']:.3f}/{m['fpr@0.5']:.3f}, at 0.8 {m['f1@0.8']:.3f}/{m['fpr@0.8']:.3f}, "
+              f"at 0.9 {m['f1@0.9']:.3f}/{m['fpr@0.9']:.3f}; test rows {results[key]['_rows']}")
+
+
+if __name__ == "__main__":
+    main()
