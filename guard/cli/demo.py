@@ -17,12 +17,21 @@ def register(app: typer.Typer) -> None:
     def demo(
         home: Annotated[Optional[Path], typer.Option(help="Where keys, log and outputs go (default: $GUARD_HOME).")]
         = None,
+        download: Annotated[bool, typer.Option(
+            "--download", help="Allow downloads from the Hugging Face hub for models not installed or cached "
+            "(without it the demo opens no network connection).")] = False,
+        tiny: Annotated[bool, typer.Option(
+            "--tiny", help="Use tiny random-weight models throughout (seconds; meaningless words and scores).")]
+        = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Guarded text and image generation end to end: scores, watermark, signature, log, verification."""
+        """Guarded text and image generation end to end: scores, watermark, signature, log, verification.
+
+        Real text needs SmolLM2 installed (`guard models install smollm2`, which `make demo` runs); without it
+        the demo uses tiny random-weight models and says so."""
         from guard.demo.run import run_demo
 
-        summary = run_demo(home, say=stderr.print)
+        summary = run_demo(home, say=stderr.print, download=download, tiny=tiny)
         emit(summary, as_json, lambda c: _human(c, summary))
         if not summary["log_verification"]["ok"]:
             raise Finding("the demo's log does not verify")
@@ -34,6 +43,11 @@ def _human(c, summary: dict[str, Any]) -> None:
     t = summary["text"]
     c.print(f"[bold]text[/]    verdict {t['verdict']}, record #{t['record_index']}")
     if "file" in t:
+        import textwrap
+
+        c.print(f"  prompt     {t['prompt']}")
+        c.print(textwrap.indent(textwrap.fill(" ".join(t["text"].split()), 100), "  │ "), markup=False,
+                highlight=False)
         c.print(f"  output     {t['file']}")
         c.print(f"  signature  {t['signature']} (DSSE envelope, in-toto Statement)")
         tox = ", ".join(f"{k} {v:.3f}" for k, v in sorted(t["toxicity"].items()))

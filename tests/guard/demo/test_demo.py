@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_demo_runs_offline_end_to_end(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     home = tmp_path / "demo"
-    result = cli("demo", "--home", home, "--json")
+    result = cli("demo", "--home", home, "--tiny", "--json")
     assert result.exit_code == 0, result.stderr[-2000:]
     summary = result.json
     assert any("tiny random-weight models" in note for note in summary["notes"])
