@@ -133,6 +133,23 @@ def build_tiny_classifier(
     return directory
 
 
+def build_tiny_sentence_encoder(directory: str | Path, *, pooling_mode: str = "mean") -> Path:
+    """A sentence-transformers-style folder (BERT + pooling config), laid out as all-MiniLM-L6-v2's is."""
+    from transformers import BertModel
+
+    directory = Path(directory)
+    classifier, config = _bert_folder(directory, num_labels=2)
+    encoder = BertModel(config)
+    encoder.load_state_dict(classifier.bert.state_dict())
+    encoder.save_pretrained(directory)
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    modes = {f"pooling_mode_{m}_tokens": m == pooling_mode for m in ("cls", "mean", "max")}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **modes}))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128,
+                                                                      "do_lower_case": False}))
+    return directory
+
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
