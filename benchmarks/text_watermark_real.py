@@ -193,11 +193,90 @@ def attack(text: str, frac: float, vocab: list[str], rng: random.Random) -> str:
     return " ".join(words)
 
 
+class KgwScores:
+    """z-scores of a token sequence at every length in ``LENGTHS`` from one pass, for the guard's detector
+    (each (previous token, token) pair counted once) and transformers' default (every pair counted).
+
+    Green lists come from transformers' own processor as the guard builds it (keyed, drawn on the CPU), cached
+    per previous token as bit sets: with lefthash and a context of one token the green list depends on that
+    token alone. The detectors themselves re-draw a green list for every (context, token) pair they have not
+    cached, which costs minutes per thousand passages on two shared cores; ``check`` compares this class with
+    them, z for z, on a subset of every run's texts.
+    """
+
+    def __init__(self, processor, vocab: int, ratio: float) -> None:
+        self.processor, self.vocab, self.ratio = processor, vocab, ratio
+        self.bits: dict[int, object] = {}
+
+    def _green(self, prev: int, tok: int) -> int:
+        import numpy as np
+        import torch
+
+        bits = self.bits.get(prev)
+        if bits is None:
+            mask = np.zeros(self.vocab, dtype=bool)
+            mask[self.processor._get_greenlist_ids(torch.tensor([prev])).numpy()] = True
+            bits = self.bits[prev] = np.packbits(mask)
+        return int(bits[tok >> 3] >> (7 - (tok & 7))) & 1
+
+    def z(self, ids: list[int]) -> dict[str, dict[int, float]]:
+        """z at each length in ``LENGTHS`` (the whole sequence where it is shorter)."""
+        ends = {min(n, len(ids)) for n in LENGTHS}
+        seen: set[tuple[int, int]] = set()
+        at: dict[int, tuple[float, float]] = {}
+        green = green_unique = unique = 0
+        for i, pair in enumerate(zip(ids[:-1], ids[1:]), start=2):  # i tokens seen after this pair
+            g = self._green(*pair)
+            green += g
+            if pair not in seen:
+                seen.add(pair)
+                unique += 1
+                green_unique += g
+            if i in ends:
+                at[i] = (self._zscore(green_unique, unique), self._zscore(green, i - 1))
+        pick = {n: at.get(min(n, len(ids)), (0.0, 0.0)) for n in LENGTHS}
+        return {"kgw": {n: v[0] for n, v in pick.items()}, "kgw-transformers": {n: v[1] for n, v in pick.items()}}
+
+    def _zscore(self, green: int, total: int) -> float:
+        return (green - self.ratio * total) / math.sqrt(total * self.ratio * (1 - self.ratio)) if total else 0.0
+
+
+class SynthIdScores:
+    """Mean g-value over the scored (non-repeated) 5-gram contexts and all 30 tournament layers, as a z-score
+    against the unwatermarked expectation 0.5 (each g is a fair coin without the mark); every length from one
+    pass (the repetition mask of a prefix is the prefix of the mask)."""
+
+    def __init__(self) -> None:
+        from transformers.generation.logits_process import SynthIDTextWatermarkLogitsProcessor
+
+        self.proc = SynthIDTextWatermarkLogitsProcessor(
+            ngram_len=SYNTHID_NGRAM, keys=SYNTHID_KEYS, sampling_table_size=2**16, sampling_table_seed=0,
+            context_history_size=1024, device="cpu")
+
+    def z(self, ids: list[int]) -> dict[int, float]:
+        import torch
+
+        if len(ids) <= SYNTHID_NGRAM:
+            return {n: 0.0 for n in LENGTHS}
+        x = torch.tensor([ids])
+        g = self.proc.compute_g_values(x)[0].float()  # (len - ngram + 1, depth)
+        mask = self.proc.compute_context_repetition_mask(x)[0].float()
+        depth = g.shape[1]
+        sums = torch.cumsum(g.sum(1) * mask, 0)
+        counts = torch.cumsum(mask, 0) * depth
+        out = {}
+        for n in LENGTHS:
+            k = min(n - SYNTHID_NGRAM, len(mask) - 1)  # scored positions within the first n tokens
+            c = float(counts[k])
+            out[n] = float((sums[k] / c - 0.5) / (0.5 / math.sqrt(c))) if c else 0.0
+        return out
+
+
 def analyse(args) -> None:
     import numpy as np
-    from transformers import AutoConfig, AutoTokenizer, WatermarkDetector, WatermarkingConfig
+    from transformers import AutoConfig, AutoTokenizer
 
-    from guard.watermark.text import TextWatermarkDetector, hashing_key
+    from guard.watermark.text import generation_config
 
     gen = json.loads(Path(args.generated).read_text())
     model_dir = args.tokenizer or gen["model"]["model_id"]
@@ -209,63 +288,82 @@ def analyse(args) -> None:
     human_ids = [tok(p, add_special_tokens=False)["input_ids"][:max(LENGTHS)] for p in human]
     print(f"{len(human)} human passages, median {int(np.median([len(h) for h in human_ids]))} tokens "
           f"({time.time() - start:.0f}s)", file=sys.stderr)
+    settings = Settings()
+    kgw = KgwScores(generation_config(settings, SECRET).construct_processor(config.vocab_size, "cpu"),
+                    config.vocab_size, settings.greenlist_ratio)
+    synthid = SynthIdScores()
 
-    ours = {d: TextWatermarkDetector(tokenizer=tok, model_config=config, settings=Settings(bias=d), secret=SECRET)
-            for d in (2.0, 3.0)}  # the bias does not enter detection; one detector serves every KGW condition
-    det = ours[2.0]
-    peer = WatermarkDetector(model_config=config, device="cpu", watermarking_config=WatermarkingConfig(
-        greenlist_ratio=0.25, bias=2.0, hashing_key=hashing_key(SECRET, "default"), seeding_scheme="lefthash",
-        context_width=1))
-    synthid = _synthid_scorer()
+    def scores(ids: list[int]) -> dict[str, dict[int, float]]:
+        return {**kgw.z(ids), "synthid": synthid.z(ids)}
 
-    def kgw_z(ids):
-        return det.detect(ids).z_score
-
-    def peer_z(ids):
-        import torch
-
-        return float(peer(torch.tensor([ids]), return_dict=True).z_score[0])
-
-    scorers = {"kgw": kgw_z, "kgw-transformers": peer_z, "synthid": synthid}
     start = time.time()
-    null = {name: {n: np.array([f(h[:n]) for h in human_ids]) for n in LENGTHS} for name, f in scorers.items()}
+    null_rows = [scores(h) for h in human_ids]
+    null = {k: {n: np.array([r[k][n] for r in null_rows]) for n in LENGTHS} for k in null_rows[0]}
     print(f"human passages scored ({time.time() - start:.0f}s)", file=sys.stderr)
     meta = {k: v for k, v in gen.items() if k not in ("conditions", "prompts")}
-    result = {"passages": len(human), "generation": meta,
-              "rows": [], "null": {}}
-    for name in scorers:
+    result = {"passages": len(human), "generation": meta, "rows": [], "null": {}, "check": {}}
+    for name in null:
         for n in LENGTHS:
             s = np.sort(null[name][n])
             result["null"][f"{name}@{n}"] = {"thr_1e-3": float(s[-int(len(s) * 1e-3) - 1]), "max": float(s[-1]),
                                               "over_z_1e-3": float((s > Z_AT_FPR["1e-3"]).mean()),
                                               "over_z_1e-5": float((s > Z_AT_FPR["1e-5"]).mean())}
     rng = random.Random(3)
+    checked: list[list[int]] = human_ids[:args.check]
     for cname, cond in gen["conditions"].items():
         texts = [tok.decode(ids, skip_special_tokens=True) for ids in cond["ids"]]
         seqs = [tok(t, add_special_tokens=False)["input_ids"][:max(LENGTHS)] for t in texts]
-        attacked = {f: [tok(attack(t, f, vocab, rng), add_special_tokens=False)["input_ids"][:max(LENGTHS)]
+        checked += seqs[:args.check // 4]
+        rows = [scores(s) for s in seqs]
+        attacked = {f: [scores(tok(attack(t, f, vocab, rng), add_special_tokens=False)["input_ids"][:max(LENGTHS)])
                         for t in texts] for f in ATTACKS}
         kinds = ["kgw", "kgw-transformers"] if "kgw" in cname or cname.startswith("none") else []
         kinds += ["synthid"] if "synthid" in cname or cname.startswith("none") else []
         for kind in kinds:
-            f = scorers[kind]
             row = {"condition": cname, "detector": kind, "n": len(seqs),
                    "ppl_median": float(np.median(cond["ppl"])), "ppl_mean": float(np.mean(cond["ppl"]))}
             for n in LENGTHS:
-                z = np.array([f(s[:n]) for s in seqs])
-                row[f"{n}"] = _rates(z, null[kind][n])
+                row[f"{n}"] = _rates(np.array([r[kind][n] for r in rows]), null[kind][n])
             for frac in ATTACKS:
-                z = np.array([f(s) for s in attacked[frac]])
+                z = np.array([r[kind][max(LENGTHS)] for r in attacked[frac]])
                 row[f"200-{int(frac * 100)}%"] = _rates(z, null[kind][max(LENGTHS)])
             result["rows"].append(row)
-            print(json.dumps({k: row[k] for k in ("condition", "detector", "ppl_median")}), file=sys.stderr)
+        print(f"{cname} scored", file=sys.stderr)
+    result["check"] = check(checked, tok, config, kgw)
     Path(args.out).write_text(json.dumps(result, indent=1))
     report(result)
 
 
+def check(seqs: list[list[int]], tok, config, kgw: KgwScores) -> dict:
+    """The largest difference between ``KgwScores`` and the real detectors (the guard's, and transformers'
+    ``WatermarkDetector`` with the same key and its defaults) over ``seqs``, at every length."""
+    import torch
+    from transformers import WatermarkDetector, WatermarkingConfig
+
+    from guard.watermark.text import TextWatermarkDetector, hashing_key
+
+    ours = TextWatermarkDetector(tokenizer=tok, model_config=config, settings=Settings(), secret=SECRET)
+    peer = WatermarkDetector(model_config=config, device="cpu", watermarking_config=WatermarkingConfig(
+        greenlist_ratio=0.25, bias=2.0, hashing_key=hashing_key(SECRET, "default"), seeding_scheme="lefthash",
+        context_width=1))
+    worst = {"kgw": 0.0, "kgw-transformers": 0.0}
+    start = time.time()
+    for ids in seqs:
+        fast = kgw.z(ids)
+        for n in LENGTHS:
+            if len(ids) < n:
+                continue
+            worst["kgw"] = max(worst["kgw"], abs(ours.detect(ids[:n]).z_score - fast["kgw"][n]))
+            z = float(peer(torch.tensor([ids[:n]]), return_dict=True).z_score[0])
+            worst["kgw-transformers"] = max(worst["kgw-transformers"], abs(z - fast["kgw-transformers"][n]))
+    print(f"checked {len(seqs)} sequences against the detectors ({time.time() - start:.0f}s): {worst}",
+          file=sys.stderr)
+    return {"sequences": len(seqs), "max_abs_z_difference": worst}
+
+
 def _rates(scores, null) -> dict:
-    """Detection rates: at empirical thresholds from human text (FPR 1e-3: the 99.9th percentile; 1e-5 with
-    10^4 passages: above the maximum) and at the z-test's thresholds."""
+    """Detection rates: at empirical thresholds from human text (FPR 1e-3: the 99.9th percentile; with 10^4
+    passages, 'above the maximum' is FPR 0 of 10^4) and at the z-test's thresholds."""
     import numpy as np
 
     s = np.sort(null)
@@ -273,29 +371,6 @@ def _rates(scores, null) -> dict:
     return {"emp_1e-3": float((scores > thr3).mean()), "emp_max": float((scores > s[-1]).mean()),
             "z_1e-3": float((scores > Z_AT_FPR["1e-3"]).mean()), "z_1e-5": float((scores > Z_AT_FPR["1e-5"]).mean()),
             "median": float(np.median(scores))}
-
-
-def _synthid_scorer():
-    """Mean g-value over the scored (non-repeated) 5-grams and all 30 tournament layers, as a z-score against
-    the unwatermarked expectation 0.5 (each g is a fair coin without the mark)."""
-    import torch
-    from transformers.generation.logits_process import SynthIDTextWatermarkLogitsProcessor
-
-    proc = SynthIDTextWatermarkLogitsProcessor(ngram_len=SYNTHID_NGRAM, keys=SYNTHID_KEYS, sampling_table_size=2**16,
-                                               sampling_table_seed=0, context_history_size=1024, device="cpu")
-
-    def score(ids) -> float:
-        if len(ids) <= SYNTHID_NGRAM:
-            return 0.0
-        x = torch.tensor([ids])
-        g = proc.compute_g_values(x)  # (1, len - ngram + 1, depth)
-        mask = proc.compute_context_repetition_mask(x)  # (1, len - ngram + 1)
-        g = g[0][mask[0].bool()].float()
-        if g.numel() == 0:
-            return 0.0
-        return float((g.mean() - 0.5) / (0.5 / math.sqrt(g.numel())))
-
-    return score
 
 
 def report(result: dict) -> None:
@@ -335,6 +410,8 @@ def main() -> None:
     a.add_argument("--passages", type=int, default=10000)
     a.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder with bold/ and holistic_bias/")
     a.add_argument("--tokenizer", help="folder with SmolLM2's tokenizer (default: the generation's model)")
+    a.add_argument("--check", type=int, default=200, help="human passages checked against the real detectors "
+                   "(and a quarter as many texts of each condition)")
     a.add_argument("--out", default="text_watermark_real.json")
     args = parser.parse_args()
     generate(args) if args.step == "generate" else analyse(args)
