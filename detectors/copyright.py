@@ -295,7 +295,7 @@ class _Loaded:
             missing = sorted({w.id for w in self.works.values() if w.kind == "text"} - {w for w, _ in self.embedded})
             if missing:
                 names = ", ".join(f"#{i} {self.works[i].name}" for i in missing[:5])
-                raise ValueError(f"{store.path}: works {names} have no embeddings from {encoder.model_id}; register "
+                raise InputError(f"{store.path}: works {names} have no embeddings from {encoder.model_id}; register "
                                  f"them again with the same semantic model (guard works add --semantic-model …)")
             self.model_id += f"; paraphrase: {encoder.model_id}"
 

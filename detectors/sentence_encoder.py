@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
+from core.weights import weights_sha256
+
 
 class SentenceEncoder:
     """``encode(texts) -> (n, dim)`` unit vectors; cosine similarity is their dot product.
@@ -26,7 +29,7 @@ class SentenceEncoder:
 
     def __init__(self, model: str | Path, *, batch_size: int = 32, device: str = "cpu") -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.model_name = str(model)
         self.batch_size = batch_size
         self.device = device
@@ -44,7 +47,7 @@ class SentenceEncoder:
                 if local and pooling.is_file():
                     config = json.loads(pooling.read_text(encoding="utf-8"))
                     if not config.get("pooling_mode_mean_tokens", False):
-                        raise ValueError(f"{pooling}: only mean pooling is supported, got {config}")
+                        raise InputError(f"{pooling}: only mean pooling is supported, got {config}")
                 max_length = 512
                 bert_config = folder / "sentence_bert_config.json"
                 if local and bert_config.is_file():
@@ -87,7 +90,5 @@ class SentenceEncoder:
 def _model_id(name: str, folder: Path | None) -> str:
     """``parent/folder@sha256[:16]`` of the weights for a local folder (packaged models live in a folder named
     ``model``, so the parent names them); the hub id otherwise."""
-    from detectors._hf import weights_sha256
-
     digest = weights_sha256(folder) if folder is not None else None
     return f"{folder.parent.name}/{folder.name}@{digest[:16]}" if digest else name

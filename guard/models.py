@@ -139,7 +139,7 @@ class FileCheck:
 
 def verify(pkg: WeightsPackage) -> list[FileCheck]:
     """Recompute the SHA-256 of every weights file of an installed package (``InputError`` if not installed)."""
-    from detectors._hf import sha256_file
+    from core.hashing import sha256_file
 
     folder = require_folder(pkg)
     return [FileCheck(rel, digest, sha256_file(folder / rel) if (folder / rel).is_file() else None)

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Fingerprint works into the registry (the works themselves are not copied)."""
+        from core.errors import GuardError, InputError
         from guard.audit.works import add_paths, open_store
 
         encoder = None
@@ -39,9 +40,9 @@ def register(app: typer.Typer) -> None:
         store = open_store(works, create=True)
         try:
             added = add_paths(store, paths, name=name, encoder=encoder)
-        except (OSError, ValueError) as exc:  # an encoder folder that does not load
-            from core.errors import InputError
-
+        except GuardError:
+            raise
+        except (OSError, ValueError) as exc:  # an encoder folder that transformers cannot load
             raise InputError(f"--semantic-model {semantic_model}: {exc}") from None
         data = {"registry": str(store.path), "works": [{**w.to_dict(), "new": new} for w, new in added]}
 
