@@ -29,17 +29,14 @@ def register(app: typer.Typer) -> None:
         rows = status()
 
         def human(c) -> None:
-            from rich.table import Table
-
-            table = Table("name", "package", "installed", "licence", "what", "used by")
             for r in rows:
-                table.add_row(r["name"], r["package"], r["installed"] or "[dim]no[/]", r["licence"], r["what"],
-                              r["used_by"])
-            c.print(table)
-            for r in rows:
+                state = f"[green]installed {r['installed']}[/]" if r["installed"] else "[dim]not installed[/]"
+                c.print(f"[bold]{r['name']}[/]  {r['package']}  {state}  licence: {r['licence']}")
+                c.print(f"  {r['what']}; used by {r['used_by']}")
                 if r["folder"]:
-                    c.print(f"{r['name']}: {r['folder']}" + (f" (converted: {r['converted']})"
-                                                                   if r.get("converted") else ""))
+                    c.print(f"  folder: {r['folder']}")
+                if r.get("converted"):
+                    c.print(f"  converted: {r['converted']}")
 
         emit(rows, as_json, human)
 
