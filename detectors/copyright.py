@@ -19,6 +19,14 @@ Text is checked two ways, because each catches what the other misses:
   shorter than or misaligned with the work's windows. Output windows under 32 words are too small for that
   estimate to be reliable and are not scored here: short reproductions are the verbatim check's job.
 
+- ``paraphrase`` (only with a ``semantic_model``): a rewording keeps the meaning but few of the words, so neither
+  check above sees it. Works are cut into windows of 48 words (stride 24) and each window is embedded with a
+  sentence encoder (all-MiniLM-L6-v2 from ``guard models install minilm``, or any sentence-transformers folder)
+  when the work is registered; the vectors are stored with the encoder's id (a few hundred floats per window,
+  not the text). Output windows of the same size are embedded in one batch per call and the score is the
+  highest cosine similarity between an output window and a work window, clipped to [0, 1]. Outputs under
+  ``MIN_SEMANTIC_WORDS`` words are not scored (short generic sentences resemble everything a little).
+
 Images: the 64-bit perceptual hash (DCT pHash) of the output against each registered image; the score is
 ``1 - distance / 64`` for the closest work (re-encoding and resizing usually keep the distance under 8, i.e. a
 score above 0.875; unrelated images sit near 0.5).
@@ -51,6 +59,8 @@ WORK_WINDOW = (128, 64)  # words, stride
 OUTPUT_WINDOW = (64, 32)
 MIN_OUTPUT_WINDOW = 32
 LSH_THRESHOLD = 0.25  # a perfect 64-word copy inside a 128-word window has Jaccard about 0.5
+SEMANTIC_WINDOW = (48, 24)  # words, stride: about a paragraph, well inside MiniLM's 256-token limit
+MIN_SEMANTIC_WORDS = 12
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS works (
@@ -60,6 +70,10 @@ CREATE TABLE IF NOT EXISTS grams (hash INTEGER NOT NULL, work INTEGER NOT NULL, 
     PRIMARY KEY (hash, work, pos)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS windows (work INTEGER NOT NULL, start INTEGER NOT NULL, shingles INTEGER NOT NULL,
     sig BLOB NOT NULL, PRIMARY KEY (work, start)) WITHOUT ROWID;
+"""
+_EMBEDDINGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (work INTEGER NOT NULL, encoder TEXT NOT NULL, start INTEGER NOT NULL,
+    vec BLOB NOT NULL, PRIMARY KEY (work, encoder, start)) WITHOUT ROWID;
 """
 
 
@@ -129,7 +143,7 @@ class WorksStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         if create:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_SCHEMA + _EMBEDDINGS_SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
@@ -148,11 +162,14 @@ class WorksStore:
                                  "WHERE sha256 = ?", (sha256,)).fetchone()
         return Work(*row) if row else None
 
-    def add_text(self, name: str, text: str, *, source: str | None = None) -> tuple[Work, bool]:
-        """Register a text; returns the work and whether it was new (the same text twice is one work)."""
+    def add_text(self, name: str, text: str, *, source: str | None = None, encoder=None) -> tuple[Work, bool]:
+        """Register a text; returns the work and whether it was new (the same text twice is one work). With a
+        ``SentenceEncoder`` its windows are embedded too (also for a work registered before without them)."""
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
         existing = self.find(sha)
         if existing:
+            if encoder is not None:
+                self._embed(existing.id, text, encoder)
             return existing, False
         tokens = fp.words(text)
         if not tokens:
@@ -167,7 +184,23 @@ class WorksStore:
                 [(work_id, start, len(fp.shingles(chunk)), fp.minhash(chunk).hashvalues.astype("<u4").tobytes())
                  for start, chunk in windows(tokens, *WORK_WINDOW)])
             self._bump()
+        if encoder is not None:
+            self._embed(work_id, text, encoder)
         return self.find(sha), True
+
+    def _embed(self, work_id: int, text: str, encoder) -> None:
+        """Store the work's window embeddings for ``encoder`` unless they are there already."""
+        self._conn.executescript(_EMBEDDINGS_SCHEMA)  # registries made before paraphrase matching lack it
+        if self._conn.execute("SELECT 1 FROM embeddings WHERE work = ? AND encoder = ? LIMIT 1",
+                              (work_id, encoder.model_id)).fetchone():
+            return
+        chunks = windows(fp.words(text), *SEMANTIC_WINDOW)
+        vectors = encoder.encode([chunk for _, chunk in chunks])
+        with self._conn:
+            self._conn.executemany("INSERT INTO embeddings (work, encoder, start, vec) VALUES (?, ?, ?, ?)",
+                                   [(work_id, encoder.model_id, start, vec.astype("<f4").tobytes())
+                                    for (start, _), vec in zip(chunks, vectors)])
+            self._bump()
 
     def add_image(self, name: str, image, *, source: str | None = None) -> tuple[Work, bool]:
         rgb = image.convert("RGB")
@@ -191,6 +224,8 @@ class WorksStore:
             deleted = self._conn.execute("DELETE FROM works WHERE id = ?", (work_id,)).rowcount
             self._conn.execute("DELETE FROM grams WHERE work = ?", (work_id,))
             self._conn.execute("DELETE FROM windows WHERE work = ?", (work_id,))
+            if self._has_embeddings():
+                self._conn.execute("DELETE FROM embeddings WHERE work = ?", (work_id,))
             if deleted:
                 self._bump()
         return bool(deleted)
@@ -221,15 +256,30 @@ class WorksStore:
         return [(work, start, shingles, np.frombuffer(sig, dtype="<u4").astype(np.uint64))
                 for work, start, shingles, sig in self._conn.execute("SELECT work, start, shingles, sig FROM windows")]
 
+    def _has_embeddings(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'embeddings'"
+                                  ).fetchone() is not None
+
+    def window_embeddings(self, encoder_id: str) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """(work, first word) of every work window embedded with ``encoder_id``, and the vectors as rows."""
+        if not self._has_embeddings():
+            return [], np.zeros((0, 0), dtype=np.float32)
+        rows = self._conn.execute("SELECT work, start, vec FROM embeddings WHERE encoder = ? ORDER BY work, start",
+                                  (encoder_id,)).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [(w, s) for w, s, _ in rows], np.stack([np.frombuffer(v, dtype="<f4") for _, _, v in rows])
+
     def image_hashes(self) -> list[tuple[int, int]]:
         rows = self._conn.execute("SELECT id, phash FROM works WHERE kind = 'image'")
         return [(work, phash + (1 << 64) if phash < 0 else phash) for work, phash in rows]
 
 
 class _Loaded:
-    """What the detector holds in memory for one registry generation: the LSH of windows and the image hashes."""
+    """What the detector holds in memory for one registry generation: the LSH of windows, the image hashes and,
+    with an encoder, the work windows' embeddings."""
 
-    def __init__(self, store: WorksStore) -> None:
+    def __init__(self, store: WorksStore, encoder=None) -> None:
         from datasketch import MinHashLSH
 
         self.generation = store.generation()
@@ -245,6 +295,16 @@ class _Loaded:
         images = store.image_hashes()
         self.image_ids = [w for w, _ in images]
         self.image_hashes = np.array([h for _, h in images], dtype=np.uint64)
+        self.embedded: list[tuple[int, int]] = []
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        if encoder is not None:
+            self.embedded, self.vectors = store.window_embeddings(encoder.model_id)
+            missing = sorted({w.id for w in self.works.values() if w.kind == "text"} - {w for w, _ in self.embedded})
+            if missing:
+                names = ", ".join(f"#{i} {self.works[i].name}" for i in missing[:5])
+                raise InputError(f"{store.path}: works {names} have no embeddings from {encoder.model_id}; register "
+                                 f"them again with the same semantic model (guard works add --semantic-model …)")
+            self.model_id += f"; paraphrase: {encoder.model_id}"
 
 
 def _lean(values: np.ndarray):
@@ -265,18 +325,24 @@ class CopyrightDetector(Detector):
         super().validate_options(options)
         existing_store(options["works"])
 
-    def __init__(self, works: str, verbatim_words: int = 40) -> None:
+    def __init__(self, works: str, verbatim_words: int = 40, semantic_model: str | None = None,
+                 semantic_batch_size: int = 32) -> None:
         if verbatim_words < GRAM_WORDS:
             raise InputError(f"verbatim_words must be at least {GRAM_WORDS}, got {verbatim_words}")
         self.store = WorksStore(works)
         self.verbatim_words = verbatim_words
+        self.encoder = None
+        if semantic_model is not None:
+            from detectors.sentence_encoder import SentenceEncoder
+
+            self.encoder = SentenceEncoder(semantic_model, batch_size=semantic_batch_size)
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
 
     def _current(self) -> _Loaded:
         with self._lock:
             if self._loaded is None or self._loaded.generation != self.store.generation():
-                self._loaded = _Loaded(self.store)
+                self._loaded = _Loaded(self.store, self.encoder)
             return self._loaded
 
     @property
@@ -285,8 +351,36 @@ class CopyrightDetector(Detector):
 
     def score(self, items: list[Any]) -> list[list[Score]]:
         loaded = self._current()
-        return [self._score_text(loaded, item) if isinstance(item, str) else self._score_image(loaded, item)
-                for item in items]
+        out = [self._score_text(loaded, item) if isinstance(item, str) else self._score_image(loaded, item)
+               for item in items]
+        if self.encoder is not None:
+            texts = [(i, item) for i, item in enumerate(items) if isinstance(item, str)]
+            for (i, _), score in zip(texts, self._paraphrase(loaded, [t for _, t in texts])):
+                out[i].append(score)
+        return out
+
+    def _paraphrase(self, loaded: _Loaded, texts: list[str]) -> list[Score]:
+        """The best cosine similarity of each text's windows to any work window; all windows of all texts are
+        embedded in one batched call."""
+        chunks = [(t, start, chunk) for t, text in enumerate(texts)
+                  if len(tokens := fp.words(text)) >= MIN_SEMANTIC_WORDS
+                  for start, chunk in windows(tokens, *SEMANTIC_WINDOW)]
+        best: list[tuple[float, int, int]] = [(0.0, -1, 0)] * len(texts)  # cosine, work row, output start
+        if chunks and len(loaded.embedded):
+            sims = self.encoder.encode([c for _, _, c in chunks]) @ loaded.vectors.T
+            rows, cos = sims.argmax(axis=1), sims.max(axis=1)
+            for (t, start, _), row, value in zip(chunks, rows.tolist(), cos.tolist()):
+                if value > best[t][0]:
+                    best[t] = (value, row, start)
+        scores = []
+        for value, row, start in best:
+            details = {}
+            if row >= 0:
+                work, work_start = loaded.embedded[row]
+                details = {**self._work(loaded, work), "cosine": round(value, 4), "output_word": start,
+                           "work_word": work_start}
+            scores.append(Score(self.name, "paraphrase", min(1.0, max(0.0, value)), loaded.model_id, details))
+        return scores
 
     def _work(self, loaded: _Loaded, work_id: int) -> dict[str, Any]:
         w = loaded.works[work_id]

@@ -62,10 +62,12 @@ def _files(paths: list[Path]) -> Iterator[Path]:
             raise InputError(f"{path}: no such file or folder")
 
 
-def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) -> list[tuple[Work, bool]]:
+def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None,
+              encoder=None) -> list[tuple[Work, bool]]:
     """Register every file (folders recursively): images by suffix, everything else as UTF-8 text.
 
-    ``name`` labels a single file; otherwise each work is named after its file. Returns (work, newly added).
+    ``name`` labels a single file; otherwise each work is named after its file. ``encoder`` (a
+    ``SentenceEncoder``) also stores text windows' embeddings for paraphrase matching. Returns (work, newly added).
     """
     files = list(_files(paths))
     if name is not None and len(files) != 1:
@@ -87,7 +89,7 @@ def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None) 
         except OSError as exc:
             raise InputError(f"{path}: cannot read: {exc.strerror}") from None
         try:
-            added.append(store.add_text(label, text, source=str(path)))
+            added.append(store.add_text(label, text, source=str(path), encoder=encoder))
         except ValueError as exc:
             raise InputError(str(exc)) from None
     return added

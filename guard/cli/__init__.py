@@ -55,6 +55,7 @@ COMMAND_MODULES = (
     "guard.cli.scan",
     "guard.cli.review",
     "guard.cli.serve",
+    "guard.cli.models",
 )
 
 app = typer.Typer(

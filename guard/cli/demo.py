@@ -18,14 +18,20 @@ def register(app: typer.Typer) -> None:
         home: Annotated[Optional[Path], typer.Option(help="Where keys, log and outputs go (default: $GUARD_HOME).")]
         = None,
         allow_downloads: Annotated[bool, typer.Option(
-            "--allow-downloads", help="Fetch the small real models if they are not on this machine (network).")
-        ] = False,
+            "--allow-downloads", help="Allow downloads from the Hugging Face hub for models not installed or cached "
+            "(or set GUARD_ALLOW_DOWNLOADS=1; without either the demo opens no network connection).")] = False,
+        tiny: Annotated[bool, typer.Option(
+            "--tiny", help="Use tiny random-weight models throughout (seconds; meaningless words and scores).")]
+        = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Guarded text and image generation end to end: scores, watermark, signature, log, verification."""
+        """Guarded text and image generation end to end: scores, watermark, signature, log, verification.
+
+        Real text needs SmolLM2 installed (`guard models install smollm2`, which `make demo` runs); without it
+        the demo uses tiny random-weight models and says so."""
         from guard.demo.run import run_demo
 
-        summary = run_demo(home, say=stderr.print, allow_downloads=allow_downloads)
+        summary = run_demo(home, say=stderr.print, allow_downloads=allow_downloads, tiny=tiny)
         emit(summary, as_json, lambda c: _human(c, summary))
         if not summary["log_verification"]["ok"]:
             raise Finding("the demo's log does not verify")
@@ -37,6 +43,11 @@ def _human(c, summary: dict[str, Any]) -> None:
     t = summary["text"]
     c.print(f"[bold]text[/]    verdict {t['verdict']}, record #{t['record_index']}")
     if "file" in t:
+        import textwrap
+
+        c.print(f"  prompt     {t['prompt']}")
+        c.print(textwrap.indent(textwrap.fill(" ".join(t["text"].split()), 100), "  │ "), markup=False,
+                highlight=False)
         c.print(f"  output     {t['file']}")
         c.print(f"  signature  {t['signature']} (DSSE envelope, in-toto Statement)")
         tox = ", ".join(f"{k} {v:.3f}" for k, v in sorted(t["toxicity"].items()))

