@@ -491,8 +491,9 @@ def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.
     if nearest:
         values = power[np.rint(fy).astype(np.int64) % h, np.minimum(np.rint(fx).astype(np.int64), half)]
     else:
-        x0, y0 = fx.astype(np.int64), fy.astype(np.int64)
-        ax, ay = fx - x0, fy - y0
+        # np.mod of a tiny negative frequency can round to exactly h: wrap it, and keep x0 + 1 inside the spectrum.
+        x0, y0 = np.minimum(fx.astype(np.int64), half - 1), fy.astype(np.int64) % h
+        ax, ay = np.clip(fx - x0, 0.0, 1.0), fy - np.floor(fy)
         y1 = (y0 + 1) % h
         values = ((1 - ay) * ((1 - ax) * power[y0, x0] + ax * power[y0, x0 + 1])
                   + ay * ((1 - ax) * power[y1, x0] + ax * power[y1, x0 + 1]))

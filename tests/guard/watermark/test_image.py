@@ -184,3 +184,18 @@ def test_too_small_image_is_refused(payload):
 def test_short_secret_is_refused(payload):
     with pytest.raises(KeysError, match="at least 16 bytes"):
         wm.embed(skimage_image("coffee"), payload, b"short")
+
+
+def test_lattice_score_wraps_a_frequency_that_rounds_to_the_spectrum_edge():
+    """A tiny negative vertical frequency wraps (np.mod in float32) to exactly the spectrum's height: the search
+    read one row past the end and crashed on some real photos."""
+    import numpy as np
+
+    from guard.watermark.image import _lattice_score
+
+    h = 276
+    power = np.ones((h, 139), dtype=np.float32)
+    bases = np.array([[[10.0, 0.0], [0.0, 10.0]]])
+    points = np.array([[1.0, -1e-9]] * 4, dtype=np.float32)
+    score = _lattice_score(power, 276, bases, points)
+    assert score.shape == (1,) and np.isfinite(score).all()
