@@ -33,6 +33,10 @@ CASES: dict[str, tuple[int | None, list[str] | None]] = {
     "log proof": (2, ["--index", "0", "--log", ABSENT]),
     "log show": (2, ["--log", ABSENT]),
     "log verify": (2, ["--log", ABSENT]),
+    "models install": (None, None),  # no arguments installs the default packages (network); it reads no file
+    "models list": (0, None),
+    "models path": (2, None),  # it names a package, not a file
+    "models verify": (None, None),  # no arguments: 0 or 1 by what this machine has installed
     "policy check": (2, [ABSENT]),
     "policy list": (0, None),
     "review serve": (2, ["--log", ABSENT]),  # with no arguments: the default log, absent in a fresh $GUARD_HOME
