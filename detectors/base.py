@@ -49,7 +49,7 @@ class OptionError(InputError):
 class Detector(abc.ABC):
     """Scores a batch of inputs of one modality.
 
-    Subclasses set ``name`` (what a policy calls it), ``modalities`` and ``labels`` (every label ``score`` can
+    Subclasses set ``name`` (what a policy calls it), ``modalities`` and ``emits`` (every label ``score`` can
     emit; or override ``emitted_labels`` when the options decide), take their options as keyword arguments
     (straight from the policy's ``options:`` mapping), load models lazily, and return one list of scores per
     input, in input order. They raise on failure; the guard applies the policy's ``fail`` setting.
@@ -57,13 +57,13 @@ class Detector(abc.ABC):
 
     name: ClassVar[str]
     modalities: ClassVar[frozenset[Modality]] = frozenset({"text"})
-    labels: ClassVar[frozenset[str] | None] = None
+    emits: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def emitted_labels(cls, options: Mapping[str, Any]) -> frozenset[str] | None:
         """The labels a detector built with ``options`` can emit, found without loading a model; None when that
         cannot be known before the model loads. A policy threshold on any other label would never fire."""
-        return cls.labels
+        return cls.emits
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:

@@ -318,7 +318,7 @@ class CopyrightDetector(Detector):
 
     name: ClassVar[str] = "copyright"
     modalities = frozenset({"text", "image"})
-    labels = frozenset({"verbatim", "near_duplicate"})
+    emits = frozenset({"verbatim", "near_duplicate"})
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:

@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError
-from core.weights import weights_sha256
+from core.errors import InputError, ModelUnavailableError
+from core.weights import DOWNLOADS_OFF, hub_access, offline, weights_sha256
 
 
 class SentenceEncoder:
     """``encode(texts) -> (n, dim)`` unit vectors; cosine similarity is their dot product.
 
-    ``model`` is a local folder (or a hub id, which transformers may download: only when the user names one).
+    ``model`` is a local folder, or a hub id found in the Hugging Face cache (downloaded only when downloads are
+    asked for: ``GUARD_ALLOW_DOWNLOADS=1``; see ``core.weights.offline``).
     """
 
     def __init__(self, model: str | Path, *, batch_size: int = 32, device: str = "cpu") -> None:
@@ -52,8 +53,16 @@ class SentenceEncoder:
                 bert_config = folder / "sentence_bert_config.json"
                 if local and bert_config.is_file():
                     max_length = int(json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length", 512))
-                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-                model = AutoModel.from_pretrained(self.model_name, dtype="float32").to(self.device).eval()
+                local_only = offline()
+                try:
+                    with hub_access(local_only):
+                        tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=local_only)
+                        model = AutoModel.from_pretrained(self.model_name, dtype="float32",
+                                                          local_files_only=local_only).to(self.device).eval()
+                except OSError as exc:  # not a folder, not cached, and no download allowed or possible
+                    hint = f"; it is not on this machine and {DOWNLOADS_OFF}" if local_only else ""
+                    raise ModelUnavailableError(f"{self.model_name}: cannot load this sentence encoder ({exc}){hint}"
+                                                ) from exc
                 max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
                 self._loaded = (tokenizer, model, max_length, _model_id(self.model_name, folder if local else None))
             return self._loaded

@@ -22,7 +22,7 @@ class SentimentDetector(Detector):
     """
 
     name = "sentiment"
-    labels = frozenset({"negative", "positive"})
+    emits = frozenset({"negative", "positive"})
 
     def __init__(
         self,

@@ -345,8 +345,9 @@ def convert_gguf(gguf_path: str | Path, out: str | Path) -> Path:
 
     gguf_path, out = Path(gguf_path), Path(out)
     _require_gguf_support(str(gguf_path))
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    with hub_access(True):  # a local file: nothing to fetch
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # The loaded model still carries its GGUF quantization config, which transformers refuses to save; the
     # weights are plain float32 already, so copy them into a model built from the config without it.
     config = loaded.config

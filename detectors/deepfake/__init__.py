@@ -52,7 +52,7 @@ class DeepfakeDetector(Detector):
 
     name: ClassVar[str] = "deepfake"
     modalities: ClassVar[frozenset] = frozenset({"image"})
-    labels: ClassVar[frozenset[str]] = frozenset({LABEL})
+    emits: ClassVar[frozenset[str]] = frozenset({LABEL})
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ policies do), so an air-gapped deployment scores outputs instead of blocking eve
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,12 @@ class OfflineToxicityDetector(Detector):
     """
 
     name: ClassVar[str] = "toxicity-offline"
+    emits: ClassVar[frozenset[str]] = frozenset(LABELS)
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        super().validate_options(options)
+        _combiner_file(options.get("combiner"))
 
     def __init__(
         self,
@@ -63,9 +70,7 @@ class OfflineToxicityDetector(Detector):
     ) -> None:
         self.settings = Settings(batch_size=batch_size, overlap=overlap, precision=precision, device=device,
                                  neutralise=neutralise)
-        self.combiner_path = Path(combiner) if combiner is not None else default_combiner()
-        if not self.combiner_path.is_file():
-            raise ModelUnavailableError(f"{self.combiner_path}: toxicity combiner not found")
+        self.combiner_path = _combiner_file(combiner)
         self.num_threads = num_threads
         self._scorer: OfflineScorer | None = None
         self._lock = threading.Lock()
@@ -101,3 +106,11 @@ class OfflineToxicityDetector(Detector):
 
 def _not_text(item: Any) -> str:
     raise TypeError(f"text detectors score str items, got {type(item).__name__}")
+
+
+def _combiner_file(combiner: str | Path | None) -> Path:
+    """The combiner file: the one given, or the shipped one; it must exist."""
+    path = Path(combiner) if combiner is not None else default_combiner()
+    if not path.is_file():
+        raise ModelUnavailableError(f"{path}: toxicity combiner not found")
+    return path

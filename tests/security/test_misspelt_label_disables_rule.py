@@ -97,3 +97,14 @@ def test_policy_check_cli(cli, tmp_path):
     with pytest.raises(PolicyError) as err:
         load(path)
     assert (err.value.source, err.value.line, err.value.field) == (str(path), 5, "stages.output.0.thresholds.negatvie")
+
+
+def test_every_shipped_detector_declares_its_labels_or_reads_them():
+    """A detector whose labels are not known leaves its thresholds unchecked; every shipped one declares them
+    (``emits``) or reads them from its options without loading a model."""
+    from detectors.registry import available, detector_class
+
+    options = {"classifier": {"model": "x", "labels": {"a": "b"}}, "copyright": {"works": "x"}}
+    for name in available():
+        labels = detector_class(name).emitted_labels(options.get(name, {}))
+        assert isinstance(labels, frozenset) and labels, name

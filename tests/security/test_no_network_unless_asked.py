@@ -55,3 +55,9 @@ def test_a_policy_option_asks_for_one_detector(network_attempts):
     with pytest.raises(ModelUnavailableError, match="cannot download"):
         ToxicityDetector(model="original", local_files_only=False, device="cpu").score(["hi"])
     assert network_attempts
+
+
+def test_sentence_encoder(network_attempts):
+    from detectors.sentence_encoder import SentenceEncoder
+
+    _unavailable_without_network(lambda: SentenceEncoder("someone/some-encoder").model_id, network_attempts)
