@@ -42,8 +42,9 @@ UNCALIBRATED_THRESHOLD = 0.5
 # spectral model; real-photo-only models reached 0.76 on diffusion art by telling art from photos, and ranked GAN
 # faces as more real than real photos).
 LIMITS = ("deepfake scores are hints, not proof: they separate real from generated images only for generators "
-          "like those the detector was fitted on; on generators it had not seen, every backend measured caught 0-5% "
-          "of generated images at 1% false positives (docs/evidence.md). A low score does not show an image is real.")
+          "like those the detector was fitted on. Fitted on GANs and tested on diffusion models, or the reverse, "
+          "every backend measured caught 0-5% of generated images at 1% false positives (docs/evidence.md). "
+          "A low score does not show an image is real.")
 
 __all__ = ["DeepfakeDetector", "ImageResult", "Box", "find_faces", "BACKENDS", "LABEL", "LIMITS"]
 
