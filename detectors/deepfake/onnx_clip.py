@@ -196,6 +196,8 @@ def open_session(path: Path, device: str = "auto", threads: int | None = None):
     import onnxruntime as ort
 
     providers, resolved = _providers(device)
+    if resolved.startswith("cuda") and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels a CUDA torch brings, when no system copy
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
