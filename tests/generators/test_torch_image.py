@@ -126,7 +126,7 @@ def test_gan_face_generate_makes_a_face():
     try:
         generator = gan.face_generator()
     except ModelUnavailableError:
-        pytest.skip("gan-face-generate is not installed (pip install --no-deps gan-face-generate==1.1.1)")
+        pytest.skip("gan-face-generate is not installed (guard models install gan-faces)")
     images = generator.generate(["a face"] * 4, seed=5, size=256)
     assert [g.content.size for g in images] == [(256, 256)] * 4
     assert generator.info.weights_sha256 == "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"

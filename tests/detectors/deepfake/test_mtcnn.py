@@ -100,7 +100,7 @@ def _real_weights():
     try:
         return mtcnn.weights_folder()
     except ModelUnavailableError:
-        pytest.skip("facenet-pytorch is not installed (pip install --no-deps facenet-pytorch==2.6.0)")
+        pytest.skip("facenet-pytorch is not installed (guard models install mtcnn)")
 
 
 @pytest.mark.weights

