@@ -176,11 +176,34 @@ def rank(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()
 
 
+def write_folders(rows: list[dict], out: Path, target: Path) -> None:
+    """Folders of links for ``guard detector train`` and ``eval`` (which read a real and a fake folder): each
+    family's images with the A photos to train on (``<family>-train``), and with the B photos to test on
+    (``<family>-test``)."""
+    for row in rows:
+        source = (out / row["path"]).resolve()
+        name = f"{row['source']}-{source.name}"
+        if row["label"] == "real":
+            folders = [f"{family}-{part}/real" for family in ("gan", "diffusion")
+                       for part in (("train",) if row["split"] == "A" else ("test",))]
+        elif row["family"] in ("gan", "diffusion"):
+            folders = [f"{row['family']}-train/fake", f"{row['family']}-test/fake"]
+        else:
+            continue
+        for folder in folders:
+            link = target / folder / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(source)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repos", type=Path, required=True, help="folder of git clones of SOURCES")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--per-group", type=int, default=None, help="cap every group (default: CAPS)")
+    parser.add_argument("--folders", type=Path, default=None, help="also write real/fake folders of links for the "
+                        "CLI: gan-train, gan-test, diffusion-train, diffusion-test")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows, skipped = [], defaultdict(int)
@@ -216,6 +239,8 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    if args.folders:
+        write_folders(rows, args.out, args.folders)
     print(f"{len(rows)} images in {args.out / 'manifest.csv'}; skipped (unreadable or under {MIN_SIDE} px): "
           + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
 
