@@ -186,6 +186,10 @@ def bench(name: str, options: dict, paths: list[str], args, rows: list[dict]) ->
     print(f"\n{name}: loading", flush=True)
     detector = DeepfakeDetector(**options, device=args.device, faces=False, calibration=False)
     backend = detector.backend()
+    providers = getattr(backend.runner, "providers", None)  # ONNX Runtime: which providers the session got
+    if providers:
+        print(f"  providers: {providers}; batched: {backend.batched}", flush=True)
+        rows.append({"model": name, "mode": "session", "providers": providers, "batched": backend.batched})
     sample = backend.prepare(decode(paths[0]))
     best_batch, best = 1, 0.0
     for batch in args.batches:
@@ -260,6 +264,8 @@ def main() -> None:
                                                           "checkpoint": str(probe)}, paths, args, rows)
     print(f"\n{'model':<42} {'mode':<11} {'batch':>5} {'images/s':>10}  notes")
     for row in rows:
+        if row["mode"] == "session":
+            continue
         note = f"{row['images']} JPEGs, {row['workers']} workers, {row['gpu']}" if row["mode"] == "end-to-end" else ""
         print(f"{row['model']:<42} {row['mode']:<11} {row['batch']:>5} {row['images_per_s']:>10.1f}  {note}")
     for name, why in skipped.items():

@@ -40,7 +40,6 @@ ENCODER_FILE = "models/clip_encoder.int8.onnx"
 HEAD_FILE = "models/clip_head.json"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-INPUT = "pixel_values"
 OUTPUT = "image_embeds"
 
 
