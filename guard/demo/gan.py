@@ -33,11 +33,11 @@ def weights_file() -> Path:
 
 def face_generator(device: str = "cpu"):
     """The DCGAN as a ``TorchImage`` generator; ``ModelUnavailableError`` when the package is not installed."""
+    path = weights_file()  # first: it says how to install the package when it is missing
     from gan_face_generate.models import Generator
 
     from generators.torch_image import TorchImage, load_state_dict
 
-    path = weights_file()
     module = Generator(ngpu=0, nc=3, nz=LATENT[0], ngf=64)
     module.load_state_dict(load_state_dict(path, "netG_state_dict"))
     return TorchImage(module, latent_shape=LATENT, model_id=MODEL_ID, weights=path, device=device, notes=DATA_NOTE)
