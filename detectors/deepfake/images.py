@@ -40,6 +40,30 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([gaussian_filter(image[:, :, c], sigma=sigma) for c in range(3)], axis=2)
 
 
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """Scale both sides by ``scale`` (area interpolation when shrinking, as platforms downsample uploads)."""
+    if scale == 1.0:
+        return image
+    import cv2
+
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Resize by ``scale``, then re-encode as JPEG at ``quality`` (``None``: no re-encoding): what a social
+    platform does to an upload. Picklable, so it runs in the decoding workers."""
+
+    scale: float = 1.0
+    quality: int | None = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        image = resize(image, self.scale)
+        return jpeg(image, self.quality) if self.quality is not None else image
+
+
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     """The central ``size`` x ``size`` pixels, without resampling (resampling would erase the artefacts that
     forensic detectors look for). Images smaller than ``size`` on a side are first upscaled (bicubic) until they

@@ -1,6 +1,7 @@
-"""Training the two backends a user can fit on their own folders in minutes: the spectral detector (features
-are cheap, the classifier is a logistic regression) and the UniversalFakeDetect linear probe (one CLIP pass
-over the images, then a logistic regression on the embeddings).
+"""Training the backends a user can fit on their own folders in minutes: the spectral detector (features are
+cheap, the classifier is a logistic regression), and a linear probe on CLIP embeddings (one pass of the encoder
+over the images, then a logistic regression): ``clip`` on the ONNX ViT-B/16 encoder, ``probe`` on a
+transformers CLIP model (UniversalFakeDetect's format).
 
 A stratified share of the images is held out; the saved model is the one fitted on the rest, so the held-out
 metrics describe exactly the file that is written.
@@ -19,7 +20,8 @@ from core.errors import InputError
 from detectors.deepfake import engine
 from detectors.deepfake.evaluation import Metrics, metrics
 
-Trainable = Literal["spectral", "probe"]
+Trainable = Literal["spectral", "clip", "probe"]
+TRAINABLE = ("spectral", "clip", "probe")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ def train(
     bins: int = 128,
     progress: Callable[[int], None] | None = None,
 ) -> TrainReport:
-    """Fit a ``spectral`` model (JSON) or a CLIP linear ``probe`` (``fc_weights.pth`` format) and write it to ``out``."""
+    """Fit a ``spectral`` model (JSON), a ``clip`` head (JSON) or a CLIP linear ``probe`` (``fc_weights.pth``
+    format) and write it to ``out``."""
     from core.device import resolve_device
     from detectors.deepfake._runtime import default_workers
 
@@ -98,6 +101,12 @@ def train(
 
         prepare, forward, pin = SpectralPrepare(bins=bins), np.asarray, False
         n_workers = default_workers(resolve_device("cpu")) if workers is None else workers
+    elif backend == "clip":
+        from detectors.deepfake import onnx_clip
+
+        encoder = onnx_clip.load(model, device=device, require_head=False)
+        prepare, forward, pin = encoder.prepare, encoder.embed, False
+        n_workers = default_workers(encoder.runner.device) if workers is None else workers
     elif backend == "probe":
         from detectors.deepfake import clip_probe
 
@@ -105,7 +114,7 @@ def train(
         prepare, forward, pin = probe.prepare, probe.embed, probe.runner.pin_memory
         n_workers = default_workers(probe.runner.device) if workers is None else workers
     else:
-        raise InputError(f"only the spectral and probe backends can be trained, not {backend!r}")
+        raise InputError(f"only the {', '.join(TRAINABLE)} backends can be trained, not {backend!r}")
     x, kept, errors = features(sources, prepare, forward, batch_size=batch_size, workers=n_workers,
                                pin_memory=pin, progress=progress)
     y = np.array([0 if i < len(real) else 1 for i in kept])
@@ -121,6 +130,13 @@ def train(
         fitted.save(out)
         predict = fitted.predict
         options = {"backend": "spectral", "checkpoint": str(out)}
+    elif backend == "clip":
+        from detectors.deepfake.heads import fit_linear
+
+        head = fit_linear(fit_real, fit_fake, trained_on={"encoder": encoder.model_id})
+        head.save(out)
+        predict = head.predict
+        options = {"backend": "clip", **({"model": str(model)} if model else {}), "checkpoint": str(out)}
     else:
         weight, bias = clip_probe.train_probe(fit_real, fit_fake)
         clip_probe.save_probe(out, weight, bias)

@@ -208,6 +208,7 @@ def _retention(data: AuditData, log: ProvenanceLog, days: int, ref: str) -> Duty
 
 
 def _faces(data: AuditData, ref: str) -> Duty:
+    from detectors.deepfake import LIMITS as DEEPFAKE_LIMITS
     images = data.delivered.get("image", 0)
     checked = data.output_checked.get("image", 0)
     generated = data.generated.get("image", 0)
@@ -231,7 +232,8 @@ def _faces(data: AuditData, ref: str) -> Duty:
     else:
         status = "pass"
     return Duty("deepfake-disclosure", "Realistic depictions of people are disclosed as AI-generated", ref, status,
-                evidence, "Whether the deployer showed the disclosure where the content was published.")
+                evidence, "Whether the deployer showed the disclosure where the content was published. Whether the "
+                "images a deepfake detector passed were real: " + DEEPFAKE_LIMITS)
 
 
 # -- frameworks -------------------------------------------------------------------------------------------------

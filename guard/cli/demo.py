@@ -60,6 +60,17 @@ def _human(c, summary: dict[str, Any]) -> None:
     if "file" in i:
         c.print(f"  output     {i['file']} (C2PA manifest embedded; invisible watermark carries record "
                 f"{i['record_id']})")
+    f = summary["face"]
+    if "skipped" in f:
+        c.print(f"[bold]GAN face[/] skipped: {f['skipped']}")
+    else:
+        c.print(f"[bold]GAN face[/] verdict {f['verdict']}, record #{f['record_index']} ({f.get('generator')}; "
+                f"{f.get('data_licence')})")
+        if "file" in f:
+            label = (f["disclosure"] or {}).get("visible_label")
+            c.print(f"  output     {f['file']}: {len(f['faces'])} face(s) found → "
+                    + (f"disclosure recorded, visible label {label!r}" if f["disclosure"] else "no disclosure")
+                    + "; watermark, C2PA manifest, logged")
     v = summary["log_verification"]
     c.print(f"[bold]log[/]     {summary['log']}: {v['size']} records, {v['checkpoints']} signed checkpoints, "
             f"verification {'[green]ok[/]' if v['ok'] else '[red]FAILED[/]'}")
@@ -67,5 +78,6 @@ def _human(c, summary: dict[str, Any]) -> None:
     c.rule("check it yourself")
     prefix = f"GUARD_HOME={home} .venv/bin/guard"
     for cmd in ("log verify", "log show --last 5", f"verify {home}/outputs/answer.txt --trust {home}/keys/ca.pem",
-                f"verify {home}/outputs/lighthouse.png --trust {home}/keys/ca.pem"):
+                f"verify {home}/outputs/lighthouse.png --trust {home}/keys/ca.pem",
+                *([f"verify {home}/outputs/face.png --trust {home}/keys/ca.pem"] if "file" in summary["face"] else [])):
         c.print(f"  {prefix} {cmd}")

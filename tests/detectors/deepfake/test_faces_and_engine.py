@@ -12,9 +12,9 @@ from detectors.deepfake.faces import Box, crop, find_faces
 from detectors.deepfake.images import decode
 
 
-def test_face_found_on_the_astronaut_photograph(photos):
+def test_haar_finds_the_face_on_the_astronaut_photograph(photos):
     image = photos["astronaut"]  # Eileen Collins' portrait: one face, roughly x 175-275, y 60-165
-    boxes = find_faces(Image.fromarray(image))
+    boxes = find_faces(Image.fromarray(image), finder="haar")
     assert len(boxes) == 1
     box = boxes[0]
     centre = (box.x + box.w / 2, box.y + box.h / 2)
@@ -22,7 +22,7 @@ def test_face_found_on_the_astronaut_photograph(photos):
     face = crop(image, box, margin=0.3)
     grown = box.expanded(0.3, image.shape[1], image.shape[0])
     assert face.shape[:2] == (grown.h, grown.w) and grown.w > box.w
-    assert find_faces(photos["coffee"]) == [] and find_faces(photos["rocket"]) == []
+    assert find_faces(photos["coffee"], finder="haar") == [] and find_faces(photos["rocket"], finder="haar") == []
 
 
 def test_box_margin_is_clipped_to_the_image():

