@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.errors import InputError
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
 
 # Suffixes of files that hold weights (PyTorch, safetensors, ONNX, Flax, GGUF). In one folder, safetensors files
@@ -140,3 +140,17 @@ def hub_access(local_files_only: bool) -> Iterator[None]:
             yield
         finally:
             constants.HF_HUB_OFFLINE = before
+
+
+def torch_load(path: str | Path, what: str) -> object:
+    """A PyTorch file's contents read with ``weights_only`` (no code in the file runs); ``what`` names the expected
+    file in the errors: ``ModelUnavailableError`` when it is missing, ``InputError`` when it is not a torch file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a torch weights file"
+        raise InputError(f"{path}: not a PyTorch file ({type(exc).__name__}: {exc})") from None

@@ -23,23 +23,15 @@ from typing import Any
 import numpy as np
 
 from core.device import resolve_device
-from core.errors import InputError, ModelUnavailableError
-from core.weights import weights_sha256
+from core.errors import InputError
+from core.weights import torch_load, weights_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
 
 def load_state_dict(path: str | Path, key: str | None = None) -> dict[str, Any]:
     """A state dict from a torch file (``weights_only``: no code runs), or the dict under ``key`` in it (training
     checkpoints keep the generator's weights beside the optimiser's, e.g. ``netG_state_dict``)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a torch weights file"
-        raise InputError(f"{path}: not a PyTorch weights file ({type(exc).__name__}: {exc})") from None
+    state = torch_load(path, "weights file")
     if key is not None:
         if not isinstance(state, dict) or key not in state:
             keys = sorted(state) if isinstance(state, dict) else type(state).__name__

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
-from core.weights import hub_access, offline, snapshot_folder, weights_sha256
+from core.weights import hub_access, offline, snapshot_folder, torch_load, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 
@@ -32,15 +32,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def load_probe(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The released ``fc_weights.pth`` format: ``{"weight": [1, D], "bias": [1]}`` (float tensors)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path}: linear-probe weights not found (UniversalFakeDetect's fc_weights.pth)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a probe file"
-        raise InputError(f"{path}: not a PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    state = torch_load(path, "linear-probe weights (UniversalFakeDetect's fc_weights.pth)")
     if not isinstance(state, dict) or set(state) != {"weight", "bias"}:
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise InputError(f"{path}: expected a linear layer's state dict with keys weight and bias, got {keys}")

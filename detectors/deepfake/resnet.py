@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
 from core.hashing import sha256_file
+from core.weights import torch_load
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 
@@ -81,16 +82,9 @@ def torchvision_to_transformers(state: dict[str, Any]) -> tuple[dict[str, Any], 
 
 def load_checkpoint(path: str | Path):
     """A ``ResNetForImageClassification`` holding the weights of a CNNDetection checkpoint."""
-    import torch
     from transformers import ResNetConfig, ResNetForImageClassification
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path}: CNNDetection checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle and zip errors alike mean "not a checkpoint"
-        raise InputError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    checkpoint = torch_load(path, "CNNDetection checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise InputError(f'{path}: expected CNNDetection\'s format {{"model": state_dict}}')
     try:

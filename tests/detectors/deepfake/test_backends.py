@@ -166,7 +166,7 @@ def test_cnndetection_rejects_other_formats(tmp_path):
     with pytest.raises(ValueError, match="unexpected key 'head.x'"):
         load_checkpoint(tmp_path / "b.pth")
     (tmp_path / "c.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="not a PyTorch file"):
         load_checkpoint(tmp_path / "c.pth")
 
 
