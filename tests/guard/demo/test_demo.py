@@ -43,3 +43,13 @@ def test_without_the_gan_package_the_demo_says_how_to_install_it(tmp_path, monke
     face = run._face(guard=None, out=tmp_path)
     assert face == {"skipped": "gan-face-generate is not installed: `guard models install gan-faces` "
                                "(or pip install --no-deps gan-face-generate==1.1.1)"}
+
+
+def test_the_demo_policy_can_score_toxicity_with_the_offline_scorer():
+    from guard.demo.run import _policy
+
+    policy = _policy(("toxicity-offline", {}))
+    rules = [rule for stage in ("prompt", "output") for rule in getattr(policy.stages, stage)]
+    toxicity_rules = [rule for rule in rules if "toxicity" in rule.detector]
+    assert toxicity_rules and all(rule.detector == "toxicity-offline" and rule.options == {}
+                                  for rule in toxicity_rules)
