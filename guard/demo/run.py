@@ -31,8 +31,9 @@ from guard.signing.keys import KeyStore
 
 TEXT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TEXT_PACKAGE = "smollm2"
-# Sampling for the real model: warm enough that the watermark has entropy to work with, long enough to detect.
-TEXT_PARAMS = {"do_sample": True, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 96}
+# Sampling for the real model: warm enough that the watermark has entropy to work with, long enough to detect
+# (with the demo policy's bias 3, four fresh keys gave z = 6.1 to 6.4 over 102 to 152 scored tokens).
+TEXT_PARAMS = {"do_sample": True, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 160}
 TOXICITY_MODEL = "original-small"
 TEXT_PROMPT = "Write a short, friendly paragraph about lighthouses: how they work and why they still matter."
 IMAGE_PROMPT = "a lighthouse at dusk, watercolour"
