@@ -12,19 +12,27 @@ Scorers, every one scored on the same test rows:
 - ``shipped``: the ``toxicity-offline`` detector with its shipped combiner (rank-mean, identity neutralisation);
 - ``shipped-no-mitigation``: the same combiner on the text as given (what neutralisation costs or gains);
 - ``rank-mean@A`` / ``logistic@A``: combiners fitted by ``training`` on the training rows of A (dav, cc or both)
-  and scored on each test set: same set = held out, other set = cross-domain.
+  and scored on each test set: same set = held out, other set = cross-domain;
+- ``student@A``: the distilled student of ``_toxicity_student.py`` (hashed character and word n-grams, logistic
+  regression on the mean of the label and the teacher ``rank-mean@A``, counterfactual identity augmentation)
+  fitted on A's training rows; ``student@A+u`` adds the other set's training texts *without* their labels
+  (target: the teacher alone); ``student-labels@A`` learns the labels alone (what the teacher adds);
+- ``rank-mean+student@A``: the mean of the BiLSTM's, the SVM's and the student's ranks within the test rows.
 
-For each: ROC AUC and average precision with bootstrap 95% intervals (``--n-boot`` resamples of the test rows),
+For each: ROC AUC and average precision with bootstrap 95% intervals (``--n-boot`` resamples of the test rows,
+the same resamples for every scorer, so the AUC difference to the rank-mean gets a paired interval too),
 the thresholds at 1% and 5% FPR on that set's test negatives and the TPR they give, and for ``shipped`` the
 FPR/TPR of its stored thresholds and F1 at the default policy's thresholds (0.8 output, 0.9 prompt).
 
 Run: nice -n 19 .venv/bin/python benchmarks/toxicity_offline_eval.py [--n-boot 1000] [--json out.json]
-Model features are cached in benchmarks/results/toxicity-offline/ (delete to recompute).
+Model features and students' test scores are cached in benchmarks/results/toxicity-offline/ (delete to
+recompute; a student's cache is keyed by its module's source).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -87,18 +95,61 @@ def bootstrap(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generato
     return auc, ap
 
 
-def metrics(y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+def metrics(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int = 0) -> dict:
+    """AUC, AP, their intervals, and the bootstrap AUCs (``_boot_auc``: same ``seed``, same resamples)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from detectors.offline_toxicity.combiner import threshold_at_fpr
 
-    auc, ap = bootstrap(y, np.asarray(s, dtype=np.float64), n_boot, rng)
+    auc, ap = bootstrap(y, np.asarray(s, dtype=np.float64), n_boot, np.random.default_rng(seed))
     neg, pos = s[y == 0], s[y == 1]
-    out = {"auc": roc_auc_score(y, s), "auc_ci": np.percentile(auc, [2.5, 97.5]).tolist(),
+    out = {"auc": roc_auc_score(y, s), "auc_ci": np.percentile(auc, [2.5, 97.5]).tolist(), "_boot_auc": auc,
            "ap": average_precision_score(y, s), "ap_ci": np.percentile(ap, [2.5, 97.5]).tolist()}
     for fpr in (0.01, 0.05):
         t = threshold_at_fpr(neg, fpr)
         out[f"thr@{fpr:g}"], out[f"tpr@{fpr:g}"] = t, float(np.mean(pos >= t))
+    return out
+
+
+STUDENTS = {  # name -> (labelled training sets, add the other set's texts unlabelled, alpha: weight of the label)
+    "student@dav": (("dav",), False, 0.5), "student@cc": (("cc",), False, 0.5),
+    "student@dav+cc": (("dav", "cc"), False, 0.5),
+    "student@dav+u": (("dav",), True, 0.5), "student@cc+u": (("cc",), True, 0.5),
+    "student-labels@dav": (("dav",), False, 1.0), "student-labels@cc": (("cc",), False, 1.0),
+}
+
+
+def students(sets: dict, fitted: dict, texts: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Every student's scores on each set's test rows (cached by data and student source)."""
+    import _toxicity_student as student
+
+    source = hashlib.sha256(Path(student.__file__).read_bytes()).hexdigest()[:12]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, (on, unlabelled, alpha) in STUDENTS.items():
+        key = hashlib.sha256(f"{name}{source}{[sets[k]['sha256'] for k in sets]}".encode()).hexdigest()[:12]
+        cache = CACHE / f"{name.replace('@', '-')}-{key}.npz"
+        if cache.is_file():
+            with np.load(cache) as z:
+                out[name] = {k: z[k] for k in z.files}
+            continue
+        teacher = fitted[f"rank-mean@{'+'.join(on)}"]
+        tr_texts, tr_labels, tr_teacher = [], [], []
+        for k in on:
+            rows = sets[k]["train"]
+            tr_texts += [texts[k][i] for i in rows]
+            tr_labels.append(sets[k]["y"][rows])
+            tr_teacher.append(teacher(take(sets[k]["feats"], rows)))
+        extra = None
+        if unlabelled:
+            other = next(k for k in sets if k not in on)
+            rows = sets[other]["train"]
+            extra = ([texts[other][i] for i in rows], teacher(take(sets[other]["feats"], rows)))
+        started = time.time()
+        model = student.fit(tr_texts, np.concatenate(tr_labels).astype(np.float64), np.concatenate(tr_teacher),
+                            alpha=alpha, unlabelled=extra)
+        out[name] = {k: model([texts[k][i] for i in sets[k]["test"]]) for k in sets}
+        print(f"fitted {name} in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+        np.savez(cache, **out[name])
     return out
 
 
@@ -107,6 +158,7 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "benchmarks"))
     from scipy.stats import rankdata
 
     from detectors.offline_toxicity import combiner as combiners
@@ -117,12 +169,14 @@ def main() -> None:
     started = time.time()
     scorer = load_scorer(None, Settings(precision="float32"))
     shipped = combiners.load(default_combiner())
-    sets = {}
+    sets, texts = {}, {}
     for key, name in SETS.items():
         data = read_labelled(DATA / name)
         train, test = split(data.labels, 0.3, 0)
         feats = features(scorer, data.texts, CACHE / f"{key}-{data.sha256[:12]}.npz")
-        sets[key] = {"y": data.labels, "train": train, "test": test, "feats": feats, "rows": len(data.labels)}
+        sets[key] = {"y": data.labels, "train": train, "test": test, "feats": feats, "rows": len(data.labels),
+                     "sha256": data.sha256}
+        texts[key] = data.texts
     fitted = {}
     for kind in ("rank-mean", "logistic"):
         for on in (("dav",), ("cc",), ("dav", "cc")):
@@ -130,7 +184,7 @@ def main() -> None:
                  for k in sets[on[0]]["feats"]}
             y = np.concatenate([sets[s]["y"][sets[s]["train"]] for s in on])
             fitted[f"{kind}@{'+'.join(on)}"] = combiners.fit(f, y, kind=kind)
-    rng = np.random.default_rng(0)
+    student_scores = students(sets, fitted, texts)
     results: dict = {}
     for key, s in sets.items():
         te = s["test"]
@@ -143,8 +197,17 @@ def main() -> None:
             "shipped": shipped(f),
             "shipped-no-mitigation": shipped(original(f)),
             **{name: c(f) for name, c in fitted.items()},
+            **{name: v[key] for name, v in student_scores.items()},
+            **{f"rank-mean+{name}": rankdata(f["bilstm_original"][:, 0]) + rankdata(f["lexical_original"])
+               + rankdata(v[key]) for name, v in student_scores.items() if not name.startswith("student-labels")},
         }
-        results[key] = {name: metrics(y, v, args.n_boot, rng) for name, v in scores.items()}
+        results[key] = {name: metrics(y, v, args.n_boot) for name, v in scores.items()}
+        for name, m in results[key].items():
+            delta = m.pop("_boot_auc") - results[key]["rank-mean"]["_boot_auc"] if name != "rank-mean" else None
+            if delta is not None:
+                m["auc_minus_rank_mean"] = m["auc"] - results[key]["rank-mean"]["auc"]
+                m["auc_minus_rank_mean_ci"] = np.percentile(delta, [2.5, 97.5]).tolist()
+        results[key]["rank-mean"].pop("_boot_auc")
         sv = scores["shipped"]
         neg, pos = sv[y == 0], sv[y == 1]
         results[key]["shipped"]["stored_thresholds"] = {
@@ -177,6 +240,14 @@ def report(results: dict) -> None:
                       f"{m['ap']:.3f} [{m['ap_ci'][0]:.3f}, {m['ap_ci'][1]:.3f}]",
                       f"{m['tpr@0.01']:.3f} / {m['tpr@0.05']:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\n| scorer | " + " | ".join(f"{k} AUC minus rank-mean [paired 95% CI]" for k in results) + " |")
+    print("|---|" + "---|" * len(results))
+    for name in names:
+        if name == "rank-mean":
+            continue
+        print(f"| {name} | " + " | ".join(
+            f"{results[k][name]['auc_minus_rank_mean']:+.4f} [{results[k][name]['auc_minus_rank_mean_ci'][0]:+.4f}, "
+            f"{results[k][name]['auc_minus_rank_mean_ci'][1]:+.4f}]" for k in results) + " |")
     print("\nshipped vs rank-mean (AUC / AP):", "; ".join(
         f"{k}: {results[k]['shipped']['auc'] - results[k]['rank-mean']['auc']:+.4f} / "
         f"{results[k]['shipped']['ap'] - results[k]['rank-mean']['ap']:+.4f}" for k in results))
