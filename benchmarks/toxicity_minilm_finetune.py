@@ -178,7 +178,9 @@ def main() -> None:
                    "minus_rank_mean": float(roc_auc_score(y, v) - roc_auc_score(y, scores[key]["rank-mean"])),
                    "minus_rank_mean_ci": np.percentile(boot[name] - boot["rank-mean"], [2.5, 97.5]).tolist()}
             for name, v in scores[key].items()}
-        results["test"][key]["_rows"] = {"test": int(len(y)), "positives": int(y.sum())}
+        results["test"][key]["_rows"] = {"test": int(len(y)), "positives": int(y.sum()),
+                                         "rows": s["test"].tolist(), "scores": {k: v.tolist() for k, v in
+                                                                                scores[key].items()}}
     print("| scorer | " + " | ".join(f"{k} AUC [95% CI] | {k} minus rank-mean [95% CI]" for k in sets) + " |")
     print("|---|" + "---|---|" * len(sets))
     for name in scores["dav"]:
@@ -193,7 +195,8 @@ def main() -> None:
         print(f"trained on {on}: {t['texts_seen']} texts in {t['seconds']:.0f} s ({t['train_texts_per_s']:.1f}/s"
               f"{', stopped by the time box' if t['time_box'] else ''}); scoring "
               + ", ".join(f"{k} {v:.1f}/s" for k, v in t.items() if k.startswith("score_")))
-    print(f"test rows {[results['test'][k]['_rows'] for k in sets]}; load average {os.getloadavg()[0]:.1f} on "
+    counts = [{k: results["test"][key]["_rows"][k] for k in ("test", "positives")} for key in sets]
+    print(f"test rows {counts}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
