@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=64, help="tokens (Davidson's 99th percentile is ~50)")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens; longer texts are cut")
     parser.add_argument("--train-seconds", type=float, default=900, help="time box per training set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-boot", type=int, default=1000)
