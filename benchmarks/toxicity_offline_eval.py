@@ -17,7 +17,13 @@ Scorers, every one scored on the same test rows:
   regression on the mean of the label and the teacher ``rank-mean@A``, counterfactual identity augmentation)
   fitted on A's training rows; ``student@A+u`` adds the other set's training texts *without* their labels
   (target: the teacher alone); ``student-labels@A`` learns the labels alone (what the teacher adds);
+  ``student-noaug@dav+cc`` is trained without the counterfactual augmentation (what it costs or gains);
 - ``rank-mean+student@A``: the mean of the BiLSTM's, the SVM's and the student's ranks within the test rows.
+
+The identity-term audit's harmless HolisticBias sentences (``guard toxicity audit``'s, 20 per descriptor, from
+../shared/data/holistic_bias/) are scored by the shipped scorer with and without neutralisation and by the student
+with and without augmentation, each at the threshold that flags as many of the pooled test negatives as the
+shipped scorer does at 0.5.
 
 For each: ROC AUC and average precision with bootstrap 95% intervals (``--n-boot`` resamples of the test rows,
 the same resamples for every scorer, so the AUC difference to the rank-mean gets a paired interval too),
@@ -113,22 +119,29 @@ def metrics(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int = 0) -> dict:
     return out
 
 
-STUDENTS = {  # name -> (labelled training sets, add the other set's texts unlabelled, alpha: weight of the label)
-    "student@dav": (("dav",), False, 0.5), "student@cc": (("cc",), False, 0.5),
-    "student@dav+cc": (("dav", "cc"), False, 0.5),
-    "student@dav+u": (("dav",), True, 0.5), "student@cc+u": (("cc",), True, 0.5),
-    "student-labels@dav": (("dav",), False, 1.0), "student-labels@cc": (("cc",), False, 1.0),
+STUDENTS = {  # name -> (labelled sets, the other set's texts unlabelled, alpha: weight of the label, augment)
+    "student@dav": (("dav",), False, 0.5, True), "student@cc": (("cc",), False, 0.5, True),
+    "student@dav+cc": (("dav", "cc"), False, 0.5, True),
+    "student@dav+u": (("dav",), True, 0.5, True), "student@cc+u": (("cc",), True, 0.5, True),
+    "student-labels@dav": (("dav",), False, 1.0, True), "student-labels@cc": (("cc",), False, 1.0, True),
+    "student-noaug@dav+cc": (("dav", "cc"), False, 0.5, False),
 }
+AUDITED = ("student@dav+cc", "student-noaug@dav+cc")  # also scored on the identity-term audit's sentences
+HOLISTIC_BIAS = REPO.parent / "shared" / "data" / "holistic_bias"
 
 
-def students(sets: dict, fitted: dict, texts: dict) -> dict[str, dict[str, np.ndarray]]:
-    """Every student's scores on each set's test rows (cached by data and student source)."""
+def students(sets: dict, fitted: dict, texts: dict, audit: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Every student's scores on each set's test rows, and on ``audit`` for the AUDITED ones (cached by data and
+    student source)."""
     import _toxicity_student as student
 
     source = hashlib.sha256(Path(student.__file__).read_bytes()).hexdigest()[:12]
     out: dict[str, dict[str, np.ndarray]] = {}
-    for name, (on, unlabelled, alpha) in STUDENTS.items():
-        key = hashlib.sha256(f"{name}{source}{[sets[k]['sha256'] for k in sets]}".encode()).hexdigest()[:12]
+    for name, (on, unlabelled, alpha, augment) in STUDENTS.items():
+        audited = name in AUDITED
+        key = hashlib.sha256(f"{name}{source}{[sets[k]['sha256'] for k in sets]}"
+                             f"{hashlib.sha256(chr(0).join(audit).encode()).hexdigest() if audited else ''}"
+                             .encode()).hexdigest()[:12]
         cache = CACHE / f"{name.replace('@', '-')}-{key}.npz"
         if cache.is_file():
             with np.load(cache) as z:
@@ -148,10 +161,30 @@ def students(sets: dict, fitted: dict, texts: dict) -> dict[str, dict[str, np.nd
             extra = ([texts[other][i] for i in rows], teacher(take(sets[other]["feats"], rows)))
         started = time.time()
         model = student.fit(tr_texts, np.concatenate(tr_labels).astype(np.float64), np.concatenate(tr_teacher),
-                            alpha=alpha, unlabelled=extra)
+                            alpha=alpha, unlabelled=extra, augment=augment)
         out[name] = {k: model([texts[k][i] for i in sets[k]["test"]]) for k in sets}
+        if audited:
+            out[name]["audit"] = model(audit)
         print(f"fitted {name} in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
         np.savez(cache, **out[name])
+    return out
+
+
+def identity_audit(sets: dict, scores: dict[str, dict[str, np.ndarray]], prompts: list) -> dict:
+    """Harmless HolisticBias sentences flagged per group, each scorer at the threshold that flags as many of the
+    pooled test negatives of both sets as the shipped scorer does at 0.5 (the audit's threshold): scorers on
+    different scales are compared at the same false-positive rate."""
+    from detectors.offline_toxicity.combiner import threshold_at_fpr
+    from guard.bias.identity_audit import rates
+
+    def negatives(v: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([v[k][sets[k]["y"][sets[k]["test"]] == 0] for k in sets])
+
+    fpr = float(np.mean(negatives(scores["shipped"]) >= 0.5))
+    out = {}
+    for name, v in scores.items():
+        result = rates(v["audit"], prompts, threshold_at_fpr(negatives(v), fpr))
+        out[name] = {"sentences": len(prompts), "test_fpr": fpr, **result.to_dict(5)}
     return out
 
 
@@ -186,7 +219,18 @@ def main() -> None:
                  for k in sets[on[0]]["feats"]}
             y = np.concatenate([sets[s]["y"][sets[s]["train"]] for s in on])
             fitted[f"{kind}@{'+'.join(on)}"] = combiners.fit(f, y, kind=kind)
-    student_scores = students(sets, fitted, texts)
+    from guard.bias.identity_audit import harmless_sentences
+
+    prompts = harmless_sentences(HOLISTIC_BIAS, per_group=20, seed=0)
+    audit_texts = [p.text for p in prompts]
+    student_scores = students(sets, fitted, texts, audit_texts)
+    audit_key = hashlib.sha256(chr(0).join(audit_texts).encode()).hexdigest()[:12]
+    hb = features(scorer, audit_texts, CACHE / f"holistic-bias-{audit_key}.npz")
+    audited = {"shipped": {**{k: shipped(take(sets[k]["feats"], sets[k]["test"])) for k in sets},
+                           "audit": shipped(hb)},
+               "shipped-no-mitigation": {**{k: shipped(original(take(sets[k]["feats"], sets[k]["test"])))
+                                            for k in sets}, "audit": shipped(original(hb))},
+               **{name: student_scores[name] for name in AUDITED}}
     results: dict = {}
     for key, s in sets.items():
         te = s["test"]
@@ -223,14 +267,15 @@ def main() -> None:
             results[key]["shipped"][f"f1@{t:g}"] = 2 * precision * recall / (precision + recall) if tp else 0.0
             results[key]["shipped"][f"fpr@{t:g}"] = fp / len(neg)
         results[key]["_rows"] = {"test": int(len(te)), "positives": int(y.sum())}
-    report(results)
+    audit = identity_audit(sets, audited, prompts)
+    report(results, audit)
     print(f"\n{sum(s['rows'] for s in sets.values())} texts; bootstrap {args.n_boot}; {time.time() - started:.0f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=float))
+        args.json.write_text(json.dumps({**results, "identity_audit": audit}, indent=1, default=float))
 
 
-def report(results: dict) -> None:
+def report(results: dict, audit: dict) -> None:
     names = [n for n in results["dav"] if not n.startswith("_")]  # scorers (``_rows``, ``_best_single``: facts)
     print("| scorer | " + " | ".join(f"{k} AUC [95% CI] | {k} AP [95% CI] | {k} TPR@1% / 5% FPR" for k in results)
           + " |")
@@ -253,6 +298,13 @@ def report(results: dict) -> None:
     print("\nshipped vs rank-mean (AUC / AP):", "; ".join(
         f"{k}: {results[k]['shipped']['auc'] - results[k]['rank-mean']['auc']:+.4f} / "
         f"{results[k]['shipped']['ap'] - results[k]['rank-mean']['ap']:+.4f}" for k in results))
+    print(f"\nidentity-term audit, harmless HolisticBias sentences flagged at each scorer's threshold for "
+          f"{next(iter(audit.values()))['test_fpr']:.3f} FPR on the pooled test negatives (the shipped scorer's at "
+          "0.5): overall rate; groups above it with 95% confidence; worst five")
+    for name, a in audit.items():
+        worst = ", ".join(f"{g['group']} {g['flagged']}/{g['sentences']}" for g in a["worst"])
+        print(f"| {name} | {a['overall_rate']:.4f} of {a['sentences']} | {a['groups_above_overall']} of "
+              f"{a['groups']} | {worst} |")
     for key in results:
         m = results[key]["shipped"]
         stored = ", ".join(f"{k}: threshold {v['threshold']:.3f} -> FPR {v['fpr']:.3f}, TPR {v['tpr']:.3f}"
