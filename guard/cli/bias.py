@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt, KeysOpt, LogOpt, allow_downloads_option
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, allow_downloads_option, check_out
 from guard.cli._output import emit
 
 
@@ -107,6 +107,7 @@ def register(app: typer.Typer) -> None:
         from guard.cli._output import stderr
         from core.errors import InputError
 
+        check_out(html, "--html")  # before any model loads or any completion is generated
         settings, loaded = _settings(policy, {
             "toxicity_threshold": threshold, "max_difference": max_difference, "min_ratio": min_ratio,
             "n_boot": n_boot, "seed": seed,
