@@ -26,6 +26,7 @@ def places(tmp_path_factory):
     (root / "empty.txt").write_bytes(b"")
     (root / "empty").mkdir()
     (root / "work.txt").write_text("It was the best of times, it was the worst of times, it was the age of wisdom.")
+    (root / "notes.txt").write_text("Shopping: bread, milk.\n")
     (root / "gen.py").write_text("def generate(prompt):\n    return 'a calm answer'\n")
     return root
 
@@ -50,6 +51,8 @@ def _cases(root):
                                                 "a folder with no model in it"),
         "bias-audit --html a folder": ([*audit, "--html", str(root / "empty")], "--html"),
         "bias-audit --axes unknown": ([*audit, "--axes", "race_ethnicity,nosuch"], "unknown axis 'nosuch'"),
+        "scan --resume a file that is no scan's": (["scan", str(root / "work.txt"), "--resume",
+                                                   str(root / "notes.txt")], "holds no scan records"),
         "serve --port too large": (["serve", "--port", "70000"], "'--port'"),
         "review serve --port too large": (["review", "serve", "--port", "70000", *log], "'--port'"),
     }
@@ -67,3 +70,4 @@ def test_bad_input_is_one_line_and_exit_2(cli, places, case):
     lines = result.stderr.strip().splitlines()
     assert (result.exit_code, len(lines)) == (2, 1), result.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert (places / "notes.txt").read_text() == "Shopping: bread, milk.\n"  # nothing was written into it
