@@ -12,25 +12,21 @@ import sys
 
 import pytest
 
-from guard.pipeline.guard import Guard
-from guard.policy import parse
 from tests.fixtures.shared import REPO
 from tests.guard.provenance.helpers import fill
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A log with signed outputs and enough records (about 200 KB of JSON Lines) to fill any pipe's buffer."""
-    from guard.signing.keys import KeyStore
+def home(answered_home):
+    """A signed output whose file was edited since, and enough records (about 200 KB of JSON Lines) to fill any
+    pipe's buffer."""
+    from guard.provenance.log import ProvenanceLog
 
-    home = tmp_path_factory.mktemp("home")
-    keys = KeyStore(home / "keys")
-    keys.init()
-    guard = Guard(parse("name: cli\nprompt_storage: plain\n"), log=home / "provenance.db", keys=keys)
-    [result] = guard.wrap(lambda p: f"Answer about {p}.").batch(["cats"])
-    (home / "answer.txt").write_text(result.text + " (edited)")
-    fill(guard.log, 600)
-    guard.log.close()
+    home, text = answered_home
+    (home / "answer.txt").write_text(text + " (edited)")
+    log = ProvenanceLog(home / "provenance.db")
+    fill(log, 600)
+    log.close()
     return home
 
 

@@ -12,17 +12,8 @@ HUGE = "99999999999999999999"  # beyond any 64-bit integer
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory):
-    from guard.pipeline.guard import Guard
-    from guard.policy import parse
-    from guard.signing.keys import KeyStore
-
-    root = tmp_path_factory.mktemp("hostile")
-    keys = KeyStore(root / "keys")
-    keys.init()
-    guard = Guard(parse("name: cli\nprompt_storage: plain\n"), log=root / "log.db", keys=keys)
-    guard.wrap(lambda p: f"Answer about {p}.")("cats")
-    guard.log.close()
+def places(answered_home):
+    root, _ = answered_home
     (root / "empty.txt").write_bytes(b"")
     (root / "empty").mkdir()
     (root / "work.txt").write_text("It was the best of times, it was the worst of times, it was the age of wisdom.")
@@ -32,7 +23,7 @@ def places(tmp_path_factory):
 
 
 def _cases(root):
-    log = ["--log", str(root / "log.db")]
+    log = ["--log", str(root / "provenance.db")]
     works = ["--works", str(root / "works")]
     audit = ["bias-audit", "--generator", f"{root / 'gen.py'}:generate", "--toxicity", "sentiment:negative",
              "--regard", "vader"]
