@@ -220,6 +220,8 @@ class WorksStore:
         return int(cur.lastrowid)
 
     def remove(self, work_id: int) -> bool:
+        if not 0 < work_id < 2**63:  # beyond SQLite's integers: no such work
+            return False
         with self._conn:
             deleted = self._conn.execute("DELETE FROM works WHERE id = ?", (work_id,)).rowcount
             self._conn.execute("DELETE FROM grams WHERE work = ?", (work_id,))

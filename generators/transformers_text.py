@@ -90,6 +90,9 @@ class TransformersText(Generator):
             if self.gguf_file:
                 _require_gguf_support(self.gguf_file)
                 kwargs["gguf_file"] = self.gguf_file
+            elif Path(self.model_name).is_dir() and not (Path(self.model_name) / "config.json").is_file():
+                raise ModelUnavailableError(f"{self.model_name}: a folder with no model in it (no config.json; a "
+                                            "transformers model folder, or a .gguf file, is expected)")
             with hub_access(self.local_files_only):
                 try:
                     tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)

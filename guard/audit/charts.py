@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from guard.audit.data import SCORE_BINS, AuditData
+from guard.provenance.record import OUTPUT_VERDICTS
 
 VERDICT_COLOURS = {"allow": "#2e8b57", "flag": "#e6a700", "redact": "#8e44ad", "block": "#c0392b"}
-VERDICT_ORDER = ("allow", "flag", "redact", "block")
+VERDICT_ORDER = OUTPUT_VERDICTS  # decision records are not outputs: the charts count outputs
 MAX_SCORE_PANELS = 12
 DPI = 96
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.errors import InputError
 from guard.provenance.log import ProvenanceLog, StoredRecord
+from guard.provenance.record import VERDICTS
 
 FORMATS = ("jsonl", "csv", "parquet")
 COLUMNS = ("index", "record_id", "created_at", "media_type", "verdict", "actions", "attempt", "parent",
@@ -56,10 +57,10 @@ class Filters:
     @classmethod
     def parse(cls, *, since: str | None = None, until: str | None = None, verdicts=(), models=(),
               detectors=()) -> "Filters":
-        known = {"allow", "flag", "redact", "block"}
-        bad = [v for v in verdicts if v not in known]
+        bad = [v for v in verdicts if v not in VERDICTS]
         if bad:
-            raise InputError(f"--verdict {bad[0]!r}: expected one of {', '.join(sorted(known))}")
+            raise InputError(f"--verdict {bad[0]!r}: not a verdict a record can carry; expected one of "
+                             f"{', '.join(VERDICTS)}")
         return cls(parse_time(since, "--since"), parse_time(until, "--until"), tuple(verdicts), tuple(models),
                    tuple(detectors))
 

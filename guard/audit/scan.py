@@ -102,18 +102,31 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def already_scanned(jsonl: Path) -> set[str]:
-    """Content hashes recorded in an earlier run's JSONL output (missing file: none)."""
+    """Content hashes recorded in an earlier run's JSONL output (missing file: none). A file that holds no scan
+    record at all is refused: resuming appends to it, and no other file is to be written into."""
     if not jsonl.exists():
         return set()
-    done = set()
-    with open(jsonl, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line from an interrupted run: that file is scanned again
-            if isinstance(record, dict) and record.get("sha256"):
-                done.add(record["sha256"])
+    done, lines, records = set(), 0, 0
+    try:
+        with open(jsonl, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                lines += 1
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn line from an interrupted run: that file is scanned again
+                if isinstance(record, dict) and "path" in record and "status" in record:
+                    records += 1
+                    if record.get("sha256"):
+                        done.add(record["sha256"])
+    except UnicodeDecodeError:
+        raise InputError(f"--resume {jsonl}: not UTF-8 text, so not the JSONL of an earlier scan") from None
+    except OSError as exc:
+        raise InputError(f"--resume {jsonl}: cannot read: {exc.strerror or exc}") from None
+    if lines and not records:
+        raise InputError(f"--resume {jsonl}: holds no scan records; give the JSONL file an earlier scan wrote")
     return done
 
 

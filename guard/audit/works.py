@@ -27,7 +27,7 @@ def default_location() -> Path:
 def open_store(location: str | Path | None = None, *, create: bool = False) -> WorksStore:
     path = Path(location) if location else default_location()
     registry = resolve_store(path)
-    if registry.is_file() and registry.stat().st_size:
+    if registry.is_file() and (registry.stat().st_size or not create):
         _check_registry(registry)
     try:
         return WorksStore(path, create=create)
@@ -70,6 +70,8 @@ def add_paths(store: WorksStore, paths: list[Path], *, name: str | None = None,
     ``SentenceEncoder``) also stores text windows' embeddings for paraphrase matching. Returns (work, newly added).
     """
     files = list(_files(paths))
+    if not files:
+        raise InputError(f"{', '.join(map(str, paths))}: no files to register")
     if name is not None and len(files) != 1:
         raise InputError(f"--name labels one work, but {len(files)} files were given")
     added = []

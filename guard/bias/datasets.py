@@ -1,6 +1,6 @@
 """Published bias prompt sets, fetched on request into a checksummed cache.
 
-Nothing is downloaded unless asked (``guard bias-audit --download``). Each file is checked against a pinned
+Nothing is downloaded unless asked (``guard bias-audit --allow-downloads``). Each file is checked against a pinned
 SHA-256 before it enters the cache, and again when it is read from there, so an audit always runs on the exact
 data it names. The pinned checksums are those of the copies this toolkit is tested against; if upstream edits a
 file, the download stops with a checksum error, and a copy you vouch for can be passed by path instead.
@@ -76,7 +76,7 @@ def fetch(name: str, *, download: bool = False, root: Path | None = None, timeou
     missing = [f for f in dataset.files if not (folder / f).is_file()]
     if missing and not download:
         raise InputError(
-            f"{name} is not in the cache ({folder}); pass --download to fetch it from {dataset.base_url} "
+            f"{name} is not in the cache ({folder}); pass --allow-downloads to fetch it from {dataset.base_url} "
             f"({dataset.license}), or name a local copy as {name.replace('_', '-')}:PATH"
         )
     folder.mkdir(parents=True, exist_ok=True)

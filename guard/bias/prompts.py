@@ -133,6 +133,11 @@ def shipped_templates(axes: Iterable[str] | None = None) -> PromptSet:
     data, raw = _shipped_templates()
     templates = _check_templates(data["templates"], "genguard:templates.json", "templates")
     terms = load_terms()
+    known = sorted({g.axis for g in terms.groups})
+    unknown = sorted(set(axes or ()) - set(known))
+    if unknown:
+        raise InputError(f"templates: unknown {'axis' if len(unknown) == 1 else 'axes'} "
+                         f"{', '.join(map(repr, unknown))} (the templates' axes: {', '.join(known)})")
     digest = hashlib.sha256(raw + terms.sha256.encode()).hexdigest()
     return PromptSet("templates", "genguard:templates.json", digest, tuple(expand_templates(templates, terms, axes)))
 

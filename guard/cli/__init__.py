@@ -14,6 +14,10 @@ Exit codes (the README's CLI contract), decided here once for every command:
 
 Every failure is one line on stderr. With ``--json``, a failure that produced no report also prints
 ``{"error": ..., "exit_code": ...}`` on stdout, so a machine always reads JSON there.
+
+A reader that closes stdout early (``guard log export | head -1``) ends the output quietly: a streamed output
+stops with 0, and a report (``_output.emit``, ``write``) is cut short without changing the command's own exit
+code.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import traceback
 from typing import Annotated, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from core.errors import Finding, GuardError
+from guard.cli._output import discard_closed_stdout, write
 
 try:  # typer >= 0.20 carries its own copy of click: the real click's exception classes never reach us from it
     from typer._click import exceptions as click_exceptions
@@ -58,10 +64,26 @@ COMMAND_MODULES = (
     "guard.cli.models",
 )
 
+class _StdoutClosed(Exception):
+    """The reader of stdout went away while a command wrote to it. Not an ``OSError``: click would turn one with
+    EPIPE into exit 1 before ``main`` sees it."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):  # every command runs inside the top group's invoke
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            if discard_closed_stdout():
+                raise _StdoutClosed() from None
+            raise
+
+
 app = typer.Typer(
     name="guard",
     help="Safety and provenance layer around generative models.",
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 
@@ -112,7 +134,7 @@ def _usage_message(exc: click_exceptions.ClickException) -> str:
 def _fail(code: int, label: str, message: str, as_json: bool) -> NoReturn:
     line = " ".join(message.split()) or "(no message)"
     if as_json and code != EXIT_FINDING:  # a finding's report is already on stdout
-        sys.stdout.write(json.dumps({"error": line, "exit_code": code}) + "\n")
+        write(json.dumps({"error": line, "exit_code": code}) + "\n")
     print(f"{label}: {line}", file=sys.stderr)
     sys.exit(code)
 
@@ -123,6 +145,8 @@ def main(args: list[str] | None = None) -> None:
     as_json = "--json" in args
     try:
         code = app(args=args, prog_name="guard", standalone_mode=False)  # a typer.Exit comes back as its code
+    except _StdoutClosed:
+        sys.exit(EXIT_OK)
     except Finding as exc:
         _fail(exc.exit_code, "finding", str(exc), as_json)
     except GuardError as exc:

@@ -21,6 +21,12 @@ KeysOpt = Annotated[
 ]
 
 
+def allow_downloads_option(what: str):
+    """``--allow-downloads``: the one spelling, in every command, of the user's permission to use the network
+    (the toolkit opens no connection otherwise). ``what`` says what this command may fetch."""
+    return Annotated[bool, typer.Option("--allow-downloads", help=f"Allow downloading {what}.")]
+
+
 def check_out(path: Path | None, option: str = "--out") -> None:
     """Refuse an output path that cannot be written, before the command changes anything (a checkpoint signed
     into the log, a report computed for nothing): a folder, a file in a folder that does not exist, or a place

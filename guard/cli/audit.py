@@ -10,7 +10,7 @@ import typer
 
 from core.errors import Finding
 from guard.cli._common import JsonOpt, KeysOpt, LogOpt, check_out, keystore, open_existing_log
-from guard.cli._output import stderr
+from guard.cli._output import stderr, write
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
             out.write_text(text, encoding="utf-8")
             stderr.print(f"wrote {fmt} report of {data.records} records to {out}")
         else:
-            sys.stdout.write(text)
+            write(text)
         if data.integrity is not None and data.integrity.verified is False:
             report = data.integrity.report
             raise Finding(f"the log does not verify: first bad record {report['first_bad_index']}, "

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt, KeysOpt, LogOpt
+from guard.cli._common import JsonOpt, KeysOpt, LogOpt, allow_downloads_option, check_out
 from guard.cli._output import emit
 
 
@@ -63,6 +63,9 @@ def _rule_options(loaded: Any, detector: str) -> dict[str, Any]:
     return {}
 
 
+DatasetDownloadsOpt = allow_downloads_option("HolisticBias/BOLD into the cache when missing (checksums pinned)")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bias-audit")
     def bias_audit(
@@ -89,7 +92,7 @@ def register(app: typer.Typer) -> None:
         n_boot: Annotated[Optional[int], typer.Option(help="Bootstrap resamples.")] = None,
         seed: Annotated[Optional[int], typer.Option(help="Seed for prompt sampling and the bootstrap.")] = None,
         self_audit: Annotated[bool, typer.Option(help="Also audit the scorer on harmless identity sentences.")] = True,
-        download: Annotated[bool, typer.Option(help="Fetch HolisticBias/BOLD into the cache if missing.")] = False,
+        allow_downloads: DatasetDownloadsOpt = False,
         html: Annotated[Optional[Path], typer.Option(help="Write an HTML report with charts to this file.")] = None,
         log: LogOpt = None,
         keys_dir: KeysOpt = None,
@@ -104,13 +107,14 @@ def register(app: typer.Typer) -> None:
         from guard.cli._output import stderr
         from core.errors import InputError
 
+        check_out(html, "--html")  # before any model loads or any completion is generated
         settings, loaded = _settings(policy, {
             "toxicity_threshold": threshold, "max_difference": max_difference, "min_ratio": min_ratio,
             "n_boot": n_boot, "seed": seed,
         })
         axis_list = [a.strip() for a in axes.split(",") if a.strip()] if axes else None
         prompt_set = load_prompt_set(prompts, per_group=per_group, axes=axis_list, seed=settings.seed,
-                                     download=download)
+                                     download=allow_downloads)
 
         detector_name, _, label = toxicity.partition(":")
         label = label or "toxicity"

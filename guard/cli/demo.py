@@ -8,8 +8,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from core.errors import Finding
-from guard.cli._common import JsonOpt
+from guard.cli._common import JsonOpt, allow_downloads_option
 from guard.cli._output import emit, stderr
+
+
+ModelDownloadsOpt = allow_downloads_option(
+    "models not installed or cached from the Hugging Face hub (or set GUARD_ALLOW_DOWNLOADS=1; without "
+    "either the demo opens no network connection)")
 
 
 def register(app: typer.Typer) -> None:
@@ -17,9 +22,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         home: Annotated[Optional[Path], typer.Option(help="Where keys, log and outputs go (default: $GUARD_HOME).")]
         = None,
-        allow_downloads: Annotated[bool, typer.Option(
-            "--allow-downloads", help="Allow downloads from the Hugging Face hub for models not installed or cached "
-            "(or set GUARD_ALLOW_DOWNLOADS=1; without either the demo opens no network connection).")] = False,
+        allow_downloads: ModelDownloadsOpt = False,
         tiny: Annotated[bool, typer.Option(
             "--tiny", help="Use tiny random-weight models throughout (seconds; meaningless words and scores).")]
         = False,

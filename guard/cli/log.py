@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         log: LogOpt = None,
         index: Annotated[Optional[int], typer.Option(help="Show the record at this index.")] = None,
         record_id: Annotated[Optional[str], typer.Option("--record-id", help="Show the record with this id.")] = None,
-        last: Annotated[int, typer.Option(help="Without --index: show the last N records.")] = 10,
+        last: Annotated[int, typer.Option(min=0, help="Without --index: show the last N records.")] = 10,
         as_json: JsonOpt = False,
     ) -> None:
         """Show records (one by index or id, or the latest ones) and the log's size and latest checkpoint."""
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         if record_id is not None:
             index = plog.find(record_id)
             if index is None:
-                raise InputError(f"no record with id {record_id} in {plog.display_url}")
+                raise InputError(f"no record with id {record_id!r} in {plog.display_url}")
         if index is not None:
             stored = plog.get(index)
             data = {"index": stored.index, "leaf_hash": stored.leaf_hash.hex(), "record": stored.data,

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         log: LogOpt = None,
         keys_dir: KeysOpt = None,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8600,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8600,
         policy: Annotated[Optional[list[str]], typer.Option(
             help="A policy file the log's records were judged by, to show which rule fired (repeatable; shipped "
                  "policies are known already).")] = None,

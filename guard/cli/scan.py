@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
                                        workers=workers)
         if resume is not None and resume.is_dir():
             raise InputError(f"--resume {resume}: is a folder; give the JSONL file of an earlier scan")
+        skip = scanner.already_scanned(resume) if resume else set()  # before any model loads
         image_rules, text_rules = _rules(policy, cli_options)
         if not image_rules:
             stderr.print("note: no deepfake detector ran (none configured: pass --backend, or a --policy with a "
@@ -113,7 +114,6 @@ def register(app: typer.Typer) -> None:
         secret, anchors = _keys(keys) if provenance else (None, None)
         settings = scanner.ScanSettings(image_rules=image_rules, text_rules=text_rules, watermark_secret=secret,
                                         trust_anchors_pem=anchors, provenance=provenance)
-        skip = scanner.already_scanned(resume) if resume else set()
         records: list[dict[str, Any]] = []
         sink = _open_resume(resume) if resume else None
 

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         api_keys: ApiKeysOpt = None,
         host: Annotated[str, typer.Option(help="Address to listen on. Without caller keys only a loopback "
                                           "address is allowed.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one (printed at start).")] = 8080,
+        port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one (printed at "
+                                          "start).")] = 8080,
         max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted; larger ones get 413.")]
         = 1 << 20,
         upstream_timeout: Annotated[float, typer.Option(

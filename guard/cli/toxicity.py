@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from guard.cli._common import JsonOpt
+from guard.cli._common import JsonOpt, allow_downloads_option
 from guard.cli._output import emit
 
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | float32 | bfloat16 | int8 (the BiLSTM).")]
@@ -41,6 +41,9 @@ def _feature_scorer(precision: str):
     from detectors.offline_toxicity.scorer import Settings
 
     return load_scorer(None, Settings(precision=precision))
+
+
+DatasetDownloadsOpt = allow_downloads_option("HolisticBias into the cache when missing (checksums pinned)")
 
 
 def register(app: typer.Typer) -> None:
@@ -108,8 +111,7 @@ def register(app: typer.Typer) -> None:
     def audit(
         holistic_bias: Annotated[Optional[Path], typer.Option("--holistic-bias", help="HolisticBias v1.1 folder "
                                                               "(default: the cached copy).")] = None,
-        download: Annotated[bool, typer.Option("--download", help="Fetch HolisticBias into the cache if it is "
-                                               "missing (checksums pinned).")] = False,
+        allow_downloads: DatasetDownloadsOpt = False,
         threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0,
                                                  help="A sentence is flagged at or above this toxicity.")] = 0.5,
         max_rate: Annotated[float, typer.Option("--max-rate", min=0.0, max=1.0,
@@ -126,7 +128,7 @@ def register(app: typer.Typer) -> None:
         from guard.bias import datasets
         from guard.bias.identity_audit import harmless_sentences, rates
 
-        folder = holistic_bias or datasets.fetch("holistic_bias", download=download)
+        folder = holistic_bias or datasets.fetch("holistic_bias", download=allow_downloads)
         prompts = harmless_sentences(folder, per_group=per_group, seed=seed)
         texts = [p.text for p in prompts]
         results = {}

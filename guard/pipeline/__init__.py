@@ -8,5 +8,7 @@ each have one job:
 - ``recorder``: decides the verdict and builds the complete, frozen provenance record of each attempt;
 - ``signals``: what a text record keeps of the text (MinHash sketch, groups mentioned), built from ``detectors/``;
 - ``finisher``: watermarks and signs what is handed back;
+- ``steps``: the step sequences of a call and of a stream, written once (sans-IO); ``Guard.run`` and
+  ``GuardedStream`` drive them in the caller's thread, ``aio`` for async code;
 - ``stream``: streamed text, released only once checked.
 """

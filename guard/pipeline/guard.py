@@ -5,14 +5,15 @@ A blocked output is never handed back as content, but every attempt, blocked or 
 
 The Guard composes parts with one job each, built once per Guard: the ``Checker`` (detectors → decisions), the
 ``RecordBuilder`` (decisions → verdict and record), the ``Finisher`` (marks and signatures) and the
-``ProvenanceLog``. ``run`` and ``GuardedStream`` drive the same parts, and so do their async counterparts in
-``aio`` and the checks of existing content in ``checks``.
+``ProvenanceLog``. The order of the steps is written once, in ``steps``: ``run`` and ``GuardedStream`` drive its
+sequences in the caller's thread and their async counterparts in ``aio`` on an event loop; the checks of existing
+content in ``checks`` use the same parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,11 @@ from core import chat
 from core.errors import GuardError
 from generators.base import Generator
 from generators.callable import CallableGenerator
+from guard.pipeline import steps
 from guard.pipeline.checker import Checker, Decision
 from guard.pipeline.finisher import Finished, Finisher
 from guard.pipeline.recorder import RecordBuilder
 from guard.policy import Action, Policy, load
-from guard.provenance import artifact as artifacts
 from guard.provenance.log import InclusionProof, LogEntry, ProvenanceLog
 from guard.provenance.record import ProvenanceRecord
 from guard.signing.keys import ContentSigner, KeyStore
@@ -107,57 +108,11 @@ class Guard:
         """
         if images is not None and len(images) != len(prompts):
             raise GuardError(f"{len(images)} input images for {len(prompts)} prompts; give one per prompt")
-        prompt_decisions = [Decision()] * len(prompts)
-        inputs: list[dict[str, Any] | None] = [None] * len(prompts)
-        finals: dict[int, tuple[ProvenanceRecord, Any]] = {}  # prompt -> its last attempt, and what is handed back
-        superseded: list[ProvenanceRecord] = []  # attempts that were regenerated
-        parents: dict[int, ProvenanceRecord] = {}
-        attempt, stage = 1, "prompt"
-        try:
-            prompt_decisions, prompts = self.check_prompts(prompts)
-            if images is not None:
-                stage = "input"
-                for i, d in enumerate(self.checker.check("input", self.policy.stages.prompt, images)):
-                    # An image cannot be redacted sentence by sentence: a redacting rule refuses it.
-                    d = replace(d, action=Action.block) if d.action is Action.redact else d
-                    prompt_decisions[i] = prompt_decisions[i].merged(d)
-                inputs = [artifacts.image_digest(image) for image in images]
-            for i, d in enumerate(prompt_decisions):
-                if d.action is Action.block:
-                    finals[i] = (self.records.build(generator, prompts[i], d, params=params, input_image=inputs[i]),
-                                 None)
-            to_generate = [i for i, d in enumerate(prompt_decisions) if d.action is not Action.block]
-            while to_generate:
-                stage = "generate"
-                hooks = self.hooks(generator)
-                if images is not None:
-                    hooks["input_images"] = [images[i] for i in to_generate]
-                generations = generator.generate([prompts[i] for i in to_generate], hooks=hooks, **params)
-                stage = "output"
-                decisions = self.checker.check("output", self.policy.stages.output,
-                                               [g.content for g in generations])
-                retry = []
-                for i, gen, d in zip(to_generate, generations, decisions):
-                    d, content = self.checker.redacted(d, gen.content)
-                    rec = self.records.build(generator, prompts[i], prompt_decisions[i], d, generation=gen,
-                                             content=content, params=params, attempt=attempt,
-                                             parent=parents.get(i), input_image=inputs[i])
-                    if self.records.retries(d, attempt):
-                        superseded.append(rec)
-                        parents[i] = rec
-                        retry.append(i)
-                    else:
-                        finals[i] = (rec, None if rec.verdict == "block" else content)
-                to_generate, attempt = retry, attempt + 1
-        except Exception as exc:
-            # Every attempt is logged: the ones the error cut short say so, then the caller gets the error.
-            failed = [(self.records.build(generator, prompts[i], prompt_decisions[i], params=params,
-                                          attempt=attempt, parent=parents.get(i), error=exc, error_stage=stage,
-                                          input_image=inputs[i]), None)
-                      for i in range(len(prompts)) if i not in finals]
-            self.commit(generator, superseded, [finals[i] for i in sorted(finals)] + failed)
-            raise
-        return self.commit(generator, superseded, [finals[i] for i in range(len(prompts))])
+        results, error = steps.drive(steps.attempts(self, generator, list(prompts), images=images, params=params),
+                                     generator)
+        if error is not None:  # every attempt is logged, the ones the error cut short included
+            raise error
+        return results
 
     def stream(self, generator: Generator, prompt: str, *, check_every: int = 8, window: int = 2000,
                **params: Any) -> "GuardedStream":
@@ -183,7 +138,7 @@ class Guard:
 
         return check_output(self, content, prompt=prompt, source=source)
 
-    # -- the steps run and streams share -----------------------------------------------------------------
+    # -- the parts of the steps that every sequence shares (``guard.pipeline.steps``) ----------------------
 
     def check_prompts(self, prompts: list[chat.Prompt]) -> tuple[list[Decision], list[chat.Prompt]]:
         """Prompt-stage decisions, and the prompts as the generator gets them (redacted where the policy says).

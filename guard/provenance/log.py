@@ -384,7 +384,9 @@ class ProvenanceLog:
 
         t, p = self._t["guard_records"], self._t["guard_private"]
         with self._read() as conn:
-            row = conn.execute(select(*(t.c[name] for name in ROW_COLUMNS)).where(t.c.idx == index)).first()
+            row = None
+            if 0 <= index < SQL_INTEGER_LIMIT:  # an index no database integer holds names no record
+                row = conn.execute(select(*(t.c[name] for name in ROW_COLUMNS)).where(t.c.idx == index)).first()
             if row is None:
                 raise LogError(f"no record at index {index} (log size {self._size(conn)})")
             private = conn.execute(select(p.c.field, p.c.salt, p.c.value).where(p.c.idx == index)).all()
@@ -546,6 +548,7 @@ class ProvenanceLog:
 # The columns of ``guard_records`` derived from the record body: the log is searched by them, so every reader that
 # answers from them confirms them against the body (``_confirm``), and ``guard log verify`` checks them all.
 LOOKUP_COLUMNS = ("record_id", "created_at", "media_type", "verdict", "model_id", "artifact_sha256")
+SQL_INTEGER_LIMIT = 2**63  # SQLite and PostgreSQL integers are signed 64-bit
 ROW_COLUMNS = ("idx", *LOOKUP_COLUMNS, "body", "leaf_hash")
 
 

@@ -23,6 +23,12 @@ RecordId = NewType("RecordId", str)
 SCHEMA = "genguard.provenance/v1"
 REVIEW_MEDIA_TYPE = "application/vnd.genguard.review+json"  # a reviewer's decision about another record
 
+# Every verdict a record can carry, defined once: what the pipeline decided about an output, and the verdict of a
+# reviewer's decision record (which is not an output). Filters and forms that take a verdict accept exactly these.
+OUTPUT_VERDICTS = ("allow", "flag", "redact", "block")
+REVIEW_VERDICT = "review"
+VERDICTS = (*OUTPUT_VERDICTS, REVIEW_VERDICT)
+
 
 def new_record_id() -> RecordId:
     """64 random bits as 16 hex digits: short enough for an image watermark payload to carry whole."""
@@ -48,7 +54,7 @@ class ProvenanceRecord:
 
     media_type: str  # "text/plain; charset=utf-8", "image/png", ...
     generator: dict[str, Any]
-    verdict: str  # allow | flag | redact | block
+    verdict: str  # one of VERDICTS
     policy: dict[str, str]  # name and sha256 of the policy file
     record_id: RecordId = field(default_factory=new_record_id)
     created_at: str = field(default_factory=utc_now)
@@ -68,6 +74,10 @@ class ProvenanceRecord:
     private: dict[str, str] = field(default_factory=dict, repr=False)
     index: int | None = None
     commitments: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
 
     def stored(self, index: int, commitments: dict[str, str]) -> "ProvenanceRecord":
         """The record as the log stores it at ``index``, with the salted commitments of its private fields."""

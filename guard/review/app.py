@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from core.errors import GuardError, InputError, LogError
+from guard.provenance.record import VERDICTS
 from guard.review.auth import Accounts, Session, same_token
 from guard.review.decisions import DECISIONS, is_decision, record_decision
 from guard.review.public import DEFAULT_PUBLIC_FIELDS, Upload, check_public_fields, prove, verify_upload
@@ -25,7 +26,6 @@ from guard.review.web import Guardrails, RateLimiter
 HERE = Path(__file__).parent
 SESSION_COOKIE = "guard_session"
 LOGIN_COOKIE = "guard_login_csrf"
-VERDICTS = ("allow", "flag", "redact", "block", "review")
 FRAMEWORK_NAMES = {"eu-ai-act-art50": "EU AI Act, Article 50", "nist-ai-100-4": "NIST AI 100-4"}
 FORM_LIMIT = 64 * 1024
 

@@ -17,9 +17,8 @@ from typing import Any
 
 from core.errors import InputError
 from guard.provenance.log import ProvenanceLog, StoredRecord
-from guard.provenance.record import REVIEW_MEDIA_TYPE, ProvenanceRecord
+from guard.provenance.record import REVIEW_MEDIA_TYPE, REVIEW_VERDICT, ProvenanceRecord
 
-REVIEW_VERDICT = "review"  # the verdict column of a decision record: it is not an output
 DECISIONS = ("confirm", "overturn", "escalate")
 INCIDENT_VERDICTS = ("flag", "redact", "block")
 MAX_COMMENT = 4000

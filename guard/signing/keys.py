@@ -87,6 +87,8 @@ class KeyStore:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+        if self.directory.exists() and not self.directory.is_dir():
+            raise KeysError(f"{self.directory}: is a file, not a key folder; pass --keys a folder")
         existing = [self.path(n) for n in self.FILES if self.path(n).exists()]
         if existing and not force:
             raise KeysError(f"{self.directory}: keys already exist; pass --force to replace them (old signatures "

@@ -89,7 +89,30 @@ def test_bad_input(cli, mixed_log):
     assert cli("log", "export", "--log", mixed_log.path, "--format", "xml").exit_code == 2
     bad_time = cli("log", "export", "--log", mixed_log.path, "--since", "yesterday")
     assert bad_time.exit_code == 2 and "ISO 8601" in bad_time.stderr
-    assert cli("log", "export", "--log", mixed_log.path, "--verdict", "maybe").exit_code == 2
+    maybe = cli("log", "export", "--log", mixed_log.path, "--verdict", "maybe")
+    assert maybe.exit_code == 2 and "allow, flag, redact, block, review" in maybe.stderr
+
+
+def test_every_verdict_a_record_can_carry_is_a_filter(cli, mixed_log, tmp_path):
+    """A reviewer's decision is recorded with the verdict ``review``; the export filter takes it."""
+    import sqlite3
+
+    from guard.provenance.record import VERDICTS, ProvenanceRecord
+    from guard.review.decisions import record_decision
+
+    path = tmp_path / "reviewed.db"
+    with sqlite3.connect(mixed_log.path) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    log = ProvenanceLog(path)
+    decided = record_decision(log, 0, "confirm", "", reviewer="ana", role="reviewer")
+    log.close()
+    for verdict in VERDICTS:
+        assert Filters.parse(verdicts=[verdict]).verdicts == (verdict,)
+    with pytest.raises(ValueError, match="'maybe' is not one of allow, flag, redact, block, review"):
+        ProvenanceRecord(media_type="text/plain", generator={}, verdict="maybe", policy={})
+    result = cli("log", "export", "--log", path, "--verdict", "review")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [decided]
 
 
 def test_times_are_normalised_to_the_log_format():

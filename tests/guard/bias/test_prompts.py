@@ -153,7 +153,7 @@ def _local_copy(bold_dir, monkeypatch, **changes):
 
 
 def test_download_checks_checksums_and_caches(bold_dir, monkeypatch, tmp_path):
-    with pytest.raises(InputError, match="not in the cache .* pass --download"):
+    with pytest.raises(InputError, match="not in the cache .* pass --allow-downloads"):
         load_prompt_set("bold")
     _local_copy(bold_dir, monkeypatch)
     prompt_set = load_prompt_set("bold", per_group=2, download=True)

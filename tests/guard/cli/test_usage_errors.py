@@ -48,3 +48,22 @@ def test_usage_error_from_a_real_process_exits_2():
                           text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == ["error: guard: No such command 'frobnicate'; see 'guard --help'"]
+
+
+def test_downloads_are_allowed_by_one_flag_everywhere(cli):
+    """``--allow-downloads`` is the only spelling; the old ``--download`` is refused, naming the new one."""
+    import typer
+
+    from guard.cli import app
+
+    def options(command, path=()):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from options(sub, (*path, name))
+        for param in command.params:
+            yield from (((*path,), opt) for opt in param.opts if "download" in opt)
+
+    found = sorted(options(typer.main.get_command(app)))
+    assert found == [(("bias-audit",), "--allow-downloads"), (("demo",), "--allow-downloads"),
+                     (("toxicity", "audit"), "--allow-downloads")]
+    for command in (("bias-audit",), ("toxicity", "audit")):
+        assert_usage_error(cli(*command, "--download"), "No such option: --download", "--allow-downloads")
