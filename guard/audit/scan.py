@@ -87,6 +87,34 @@ class Summary:
         return dict(self.__dict__)
 
 
+@dataclass
+class ShiftWatch:
+    """What a calibrated detector's shift check reads, gathered from image records as the scan makes them (each
+    score's ``details["input"]`` and ``details["raw"]``; never the images), and the check itself at the end: the
+    calibrated false-positive rate holds only for images like the calibration set, so the scan says when its
+    images are not (``detectors.deepfake.shift``)."""
+
+    rule: Rule
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+
+    @classmethod
+    def for_rules(cls, rules: list[Rule]) -> list[ShiftWatch]:
+        return [cls(rule) for rule in rules if getattr(rule.detector, "calibration", None) is not None]
+
+    def add(self, record: dict[str, Any]) -> None:
+        if record.get("status") != "ok":
+            return
+        for score in record.get("scores", []):
+            details = score.get("details") or {}
+            if score.get("detector") == self.rule.detector.name and "input" in details and "raw" in details:
+                self.inputs.append(details["input"])
+                self.raw.append(details["raw"])
+
+    def report(self) -> dict[str, Any]:
+        return {"detector": self.rule.name, **self.rule.detector.calibration.shift(self.inputs, self.raw).to_dict()}
+
+
 def expand(paths: Iterable[str | Path]) -> list[Path]:
     """Files named and files under folders named, recursively, sorted; ``InputError`` for a missing path."""
     files: list[Path] = []
