@@ -98,6 +98,7 @@ class DeepfakeDetector(Detector):
         calibration: str | bool | None = None,
         device: str = "auto",
         dtype: Precision | str = "auto",
+        local_files_only: bool | None = None,
         batch_size: int = 32,
         workers: int | None = None,
         crop_size: int = 224,
@@ -129,6 +130,7 @@ class DeepfakeDetector(Detector):
         self.calibration_option = calibration
         self.device = device
         self.dtype = Precision.parse(dtype, allowed=AUTOCAST_PRECISIONS)
+        self.local_files_only = local_files_only  # hf and probe: None follows core.weights.offline()
         self.batch_size = batch_size
         self.workers = workers
         self.crop_size = crop_size
@@ -185,7 +187,8 @@ class DeepfakeDetector(Detector):
             from detectors.deepfake import hf_classifier
 
             return hf_classifier.load(
-                self.model, fake_labels=self.fake_labels, revision=self.revision, device=self.device, dtype=self.dtype
+                self.model, fake_labels=self.fake_labels, revision=self.revision, device=self.device,
+                dtype=self.dtype, local_files_only=self.local_files_only,
             )
         if self.backend_name == "clip":
             from detectors.deepfake import onnx_clip
@@ -195,7 +198,8 @@ class DeepfakeDetector(Detector):
             from detectors.deepfake import clip_probe
 
             return clip_probe.load(
-                self.model, self.checkpoint, revision=self.revision, device=self.device, dtype=self.dtype
+                self.model, self.checkpoint, revision=self.revision, device=self.device, dtype=self.dtype,
+                local_files_only=self.local_files_only,
             )
         if self.backend_name == "resnet":
             from detectors.deepfake import resnet
