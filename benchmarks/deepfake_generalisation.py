@@ -76,7 +76,7 @@ def extract(files: list[str], kind: str, condition: str, cache: Path, device: st
     transform = Degradation(scale=degrade[0], quality=degrade[1]) if degrade else None
     start, rows = time.perf_counter(), []
     for out in engine.run(files, forward, prepare=prepare, plan=engine.CropPlan(faces=False), batch_size=32,
-                          workers=1, transform=transform):
+                          workers=1, conditions=[transform]):
         if out.error is not None:
             raise SystemExit(f"{files[out.index]}: {out.error}")
         rows.append(out.outputs[0])

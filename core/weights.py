@@ -101,6 +101,14 @@ DOWNLOADS_OFF = (f"downloads are off unless asked for: set {ALLOW_DOWNLOADS}=1, 
                  "local_files_only: false (a detector's policy options), to fetch it")
 
 
+def offline_hint(name: str | Path, folder_holds: str = "config.json and its weights") -> str:
+    """Why hub model ``name`` did not load when downloads are off, and the two ways out: what a user reads
+    instead of the hub library's own message (which never says the toolkit is offline)."""
+    return (f"{str(name)!r} is not on this machine and the toolkit is offline (it downloads nothing unless asked): "
+            f"point the model option (--model on the command line) at a local folder ({folder_holds}), or set {ALLOW_DOWNLOADS}=1 (or "
+            "local_files_only: false in the detector's options) to fetch it")
+
+
 def _set(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 

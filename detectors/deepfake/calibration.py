@@ -17,8 +17,12 @@ Two methods, chosen by what the user has:
   threshold is the calibrated value at the conformal cut-off for ``target_fpr`` on the real images, so both
   methods flag the same images; Platt adds a value that reads as a probability.
 
-The file is JSON: method, parameters, threshold, target FPR, the model id it was made for and the detector
-settings that change raw scores (faces, aggregate); loading it for another model or other settings fails.
+The file is JSON: method, parameters, threshold, target FPR, the weights it was made for (``weights``: the
+backend and the weights hash, so a byte-identical checkpoint under another file name is accepted; ``model``, the
+full model id, is kept for people), the preprocessing that changes raw scores (``engine.CropPlan.to_json``: scale,
+faces, aggregate), and ``reference``: small summaries of the real images (resolution, JPEG quality, raw scores;
+see ``shift``) that let a scan say when its images do not look like these. Loading it for other weights or other
+preprocessing fails.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
 
-FORMAT = "genguard.deepfake-calibration/v1"
+FORMAT = "genguard.deepfake-calibration/v2"
+OLD_FORMATS = ("genguard.deepfake-calibration/v1",)
 Method = Literal["conformal", "platt"]
 _EPS = 1e-6
 
@@ -45,11 +50,13 @@ class Calibration:
     target_fpr: float
     raw_threshold: float  # raw scores strictly above this are flagged
     threshold: float  # the same cut-off on the calibrated scale: flag when value >= threshold
-    model: str
-    settings: dict[str, Any]
+    model: str  # the full model id, for people
+    weights: str  # what the calibration is tied to: backend and weights hash (DeepfakeDetector.weights_key)
+    preprocess: dict[str, Any]
     n_real: int
     n_fake: int
     params: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)  # shift.reference of the real images
     sha256: str = field(default="", compare=False)
 
     def apply(self, raw: Any) -> np.ndarray:
@@ -62,16 +69,25 @@ class Calibration:
         a, b = self.params["a"], self.params["b"]
         return 1.0 / (1.0 + np.exp(-(a * _logit(scores) + b)))
 
-    def check(self, model: str, settings: dict[str, Any]) -> None:
-        """Refuse to calibrate scores of another model or of other settings."""
-        if model != self.model:
-            raise InputError(f"calibration was made for {self.model}, not {model}: run `guard detector calibrate` again")
-        differing = {k for k in self.settings if settings.get(k) != self.settings[k]}
+    def check(self, weights: str, preprocess: dict[str, Any]) -> None:
+        """Refuse to calibrate scores of other weights or of other preprocessing."""
+        if weights != self.weights:
+            raise InputError(f"calibration was made for the weights {self.weights} ({self.model}), not {weights}: "
+                             "run `guard detector calibrate` again")
+        keys = set(self.preprocess) | set(preprocess)
+        differing = sorted(k for k in keys if preprocess.get(k) != self.preprocess.get(k))
         if differing:
-            raise InputError(
-                f"calibration was made with {', '.join(f'{k}={self.settings[k]!r}' for k in sorted(differing))}; "
-                "the detector now uses other values: run `guard detector calibrate` again"
-            )
+            made = ", ".join(f"{k}={self.preprocess.get(k)!r}" for k in differing)
+            now = ", ".join(f"{k}={preprocess.get(k)!r}" for k in differing)
+            raise InputError(f"calibration was made with {made}; the detector now uses {now}: use the same "
+                             "options, or run `guard detector calibrate` again")
+
+    def shift(self, inputs: Any, raw: Any):
+        """``shift.ShiftReport``: whether images (``describe_input`` records and their raw scores) look like the
+        calibration set, so that its false-positive rate can be trusted for them."""
+        from detectors.deepfake import shift
+
+        return shift.check(self.reference, inputs, raw, raw_threshold=self.raw_threshold, target_fpr=self.target_fpr)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,7 +110,11 @@ class Calibration:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not JSON ({exc})") from None
-        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+        found = data.pop("format", None) if isinstance(data, dict) else None
+        if found in OLD_FORMATS:
+            raise InputError(f"{path}: made by an older version ({found}) that did not record the weights hash and "
+                             "preprocessing: run `guard detector calibrate` again")
+        if found != FORMAT:
             raise InputError(f"{path}: not a calibration file (format is not {FORMAT!r})")
         try:
             calibration = cls(**data, sha256=hashlib.sha256(raw).hexdigest())
@@ -102,6 +122,14 @@ class Calibration:
             raise InputError(f"{path}: malformed calibration file ({exc})") from None
         if calibration.method not in ("conformal", "platt"):
             raise InputError(f"{path}: unknown calibration method {calibration.method!r}")
+        reference = calibration.reference
+        if not isinstance(reference, dict) or not all(
+            isinstance(reference.get(k, []), list) and all(isinstance(v, int | float) for v in reference.get(k, []))
+            for k in ("resolution", "jpeg_quality", "scores")
+        ):
+            raise InputError(f"{path}: malformed calibration file (reference must hold lists of numbers)")
+        if not isinstance(calibration.preprocess, dict):
+            raise InputError(f"{path}: malformed calibration file (preprocess must be a mapping)")
         return calibration
 
     def summary(self) -> dict[str, Any]:
@@ -138,9 +166,15 @@ def fit(
     target_fpr: float = 0.01,
     method: Literal["auto", "conformal", "platt"] = "auto",
     model: str,
-    settings: dict[str, Any] | None = None,
+    weights: str | None = None,
+    preprocess: dict[str, Any] | None = None,
+    inputs: Any = None,
 ) -> Calibration:
-    """Calibrate from raw scores of real images (and, for Platt scaling, of generated ones)."""
+    """Calibrate from raw scores of real images (and, for Platt scaling, of generated ones). ``inputs`` are the
+    real images' ``images.describe_input`` records, kept in summary for the shift check."""
+    from detectors.deepfake import shift
+
+    reference = shift.reference(list(inputs or []), real)
     real = np.sort(np.asarray(real, dtype=np.float64))
     fake = np.asarray(fake if fake is not None else [], dtype=np.float64)
     if method == "auto":
@@ -152,7 +186,9 @@ def fit(
         target_fpr=float(target_fpr),
         raw_threshold=cutoff,
         model=model,
-        settings=dict(settings or {}),
+        weights=weights or model,
+        preprocess=dict(preprocess or {}),
+        reference=reference,
         n_real=int(len(real)),
         n_fake=int(len(fake)),
     )

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
-from core.weights import hub_access, offline, snapshot_folder, torch_load, weights_sha256
+from core.weights import hub_access, offline, offline_hint, snapshot_folder, torch_load, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 from detectors.deepfake.images import CropNormalize
 
@@ -70,7 +70,7 @@ def train_probe(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0) -> tuple[
     return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
 
 
-def _load_vision(name: str, revision: str | None):
+def _load_vision(name: str, revision: str | None, local_only: bool):
     """The vision tower with its projection, from a full CLIP checkpoint (the hub's openai/clip-vit-large-patch14)
     or a vision-only one.
 
@@ -83,8 +83,8 @@ def _load_vision(name: str, revision: str | None):
 
     from transformers import AutoConfig, CLIPVisionModelWithProjection
 
-    with hub_access(offline()):
-        config = AutoConfig.from_pretrained(name, revision=revision, local_files_only=offline())
+    with hub_access(local_only):
+        config = AutoConfig.from_pretrained(name, revision=revision, local_files_only=local_only)
     if config.model_type == "clip":
         vision_config = config.vision_config
         vision_config.projection_dim = config.projection_dim
@@ -96,9 +96,9 @@ def _load_vision(name: str, revision: str | None):
     level = report.level
     report.setLevel(logging.ERROR)  # the load report lists every unused text-tower weight
     try:
-        with hub_access(offline()):
+        with hub_access(local_only):
             vision, info = CLIPVisionModelWithProjection.from_pretrained(
-                name, config=vision_config, revision=revision, output_loading_info=True, local_files_only=offline()
+                name, config=vision_config, revision=revision, output_loading_info=True, local_files_only=local_only
             )
     finally:
         report.setLevel(level)
@@ -139,6 +139,7 @@ def load(
     device: str = "auto",
     dtype: str = "auto",
     require_probe: bool = True,
+    local_files_only: bool | None = None,
 ) -> ClipProbe:
     """CLIP vision tower by hub id or local folder (a full CLIP checkpoint works) plus the probe file."""
     if require_probe and checkpoint is None:
@@ -146,9 +147,12 @@ def load(
     name = model or DEFAULT_MODEL
     weight, bias = load_probe(checkpoint) if checkpoint is not None else (None, None)
     runner = TorchRunner.create(device, dtype)
+    local_only = offline(local_files_only)
     try:
-        vision = _load_vision(name, revision)
+        vision = _load_vision(name, revision, local_only)
     except OSError as exc:
+        if local_only and not Path(name).is_dir():
+            raise ModelUnavailableError(f"cannot load CLIP model: {offline_hint(name)}") from None
         raise ModelUnavailableError(f"cannot load CLIP model {name!r}: {exc}") from exc
     dim = vision.config.projection_dim
     if weight is not None and weight.shape[1] != dim:

@@ -1,5 +1,10 @@
 """Detector evaluation: AUC, AP, accuracy at the detector's threshold and TPR at 1% FPR, clean and under the
 robustness protocol of the published detectors (JPEG re-encoding at quality 30..100, Gaussian blur sigma 0..3).
+
+The sweep reads each image once: it is decoded, brought to the detector's scale and searched for faces once,
+and every condition is derived from that (``DeepfakeDetector.iter_conditions``): the degradation is applied to
+the image at the scale the detector reads, and the faces found on the clean image are cut from each degraded
+copy, so a condition measures what the degradation does to the score, not to the face finder.
 """
 
 from __future__ import annotations
@@ -68,19 +73,22 @@ def metrics(labels: Any, raw: Any, values: Any, threshold: float, *, errors: int
     )
 
 
-def score_sets(detector, real: Sequence[Any], fake: Sequence[Any], *, transform=None, progress=None) -> Metrics:
-    """Run ``detector`` over both sets (one pass, batched) and compute ``Metrics``."""
+def score_sets(detector, real: Sequence[Any], fake: Sequence[Any], *, conditions=(None,),
+               progress=None) -> list[Metrics]:
+    """Run ``detector`` over both sets (one pass, batched) and compute ``Metrics`` under each condition."""
     sources = list(real) + list(fake)
-    labels, raw, values, errors = [], [], [], 0
-    for result in detector.iter_scores(sources, transform=transform, progress=progress):
+    labels, errors = [], 0
+    raw: list[list[float]] = [[] for _ in conditions]
+    values: list[list[float]] = [[] for _ in conditions]
+    for result in detector.iter_conditions(sources, conditions, progress=progress):
         if result.error is not None:
             errors += 1
             continue
-        score = result.scores[0]
         labels.append(0 if result.index < len(real) else 1)
-        raw.append(score.details["raw"])
-        values.append(score.value)
-    return metrics(labels, raw, values, detector.threshold, errors=errors)
+        for k, score in enumerate(result.scores):
+            raw[k].append(score.details["raw"])
+            values[k].append(score.value)
+    return [metrics(labels, raw[k], values[k], detector.threshold, errors=errors) for k in range(len(conditions))]
 
 
 def robustness(
@@ -90,17 +98,19 @@ def robustness(
     *,
     jpeg_qualities: Sequence[int] = JPEG_QUALITIES,
     blur_sigmas: Sequence[float] = BLUR_SIGMAS,
-    on_pass: Callable[[str], Callable[[int], None] | None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Clean metrics, then one pass per JPEG quality and per blur sigma (each degradation applied alone, to the
-    real and the generated images alike). ``on_pass(name)`` may return a progress callback for that pass."""
-
-    def run(name: str, transform) -> dict[str, Any]:
-        progress = on_pass(name) if on_pass else None
-        return score_sets(detector, real, fake, transform=transform, progress=progress).to_dict()
-
+    """Clean metrics, and metrics under each JPEG quality and each blur sigma (each degradation applied alone, to
+    the real and the generated images alike), in one pass over the images. ``jpeg`` and ``blur`` are lists in
+    increasing quality and sigma. ``progress`` is called with the number of images done."""
+    qualities = sorted({int(q) for q in jpeg_qualities})
+    sigmas = sorted({float(s) for s in blur_sigmas})
+    conditions = [None]
+    conditions += [functools.partial(images.jpeg, quality=q) for q in qualities]
+    conditions += [functools.partial(images.blur, sigma=s) for s in sigmas]
+    results = [m.to_dict() for m in score_sets(detector, real, fake, conditions=conditions, progress=progress)]
     return {
-        "clean": run("clean", None),
-        "jpeg": {str(q): run(f"jpeg {q}", functools.partial(images.jpeg, quality=q)) for q in jpeg_qualities},
-        "blur": {f"{s:g}": run(f"blur {s:g}", functools.partial(images.blur, sigma=s)) for s in blur_sigmas},
+        "clean": results[0],
+        "jpeg": [{"quality": q, **m} for q, m in zip(qualities, results[1 : 1 + len(qualities)])],
+        "blur": [{"sigma": s, **m} for s, m in zip(sigmas, results[1 + len(qualities) :])],
     }

@@ -31,6 +31,7 @@ class Head:
     bias: float
     trained_on: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    preprocess: dict[str, Any] | None = None  # engine.CropPlan.to_json() of the crops it was fitted on
 
     @property
     def dim(self) -> int:
@@ -42,7 +43,8 @@ class Head:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "kind": "linear", "weights": [float(w) for w in self.weights],
-                "bias": float(self.bias), "embed_dim": self.dim, "normalised": True, "trained_on": self.trained_on}
+                "bias": float(self.bias), "embed_dim": self.dim, "normalised": True, "trained_on": self.trained_on,
+                **({"preprocess": self.preprocess} if self.preprocess is not None else {})}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -51,7 +53,8 @@ class Head:
         return path
 
 
-def fit_linear(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, trained_on: dict | None = None) -> Head:
+def fit_linear(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, trained_on: dict | None = None,
+               preprocess: dict | None = None) -> Head:
     """Logistic regression on unit-length embeddings (real = 0, fake = 1), classes weighted equally."""
     from sklearn.linear_model import LogisticRegression
 
@@ -61,7 +64,7 @@ def fit_linear(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, trained_on
     y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(x, y)
     info = {"real": int(len(real)), "fake": int(len(fake)), "c": c, **(trained_on or {})}
-    return Head(model.coef_[0].astype(np.float64), float(model.intercept_[0]), info)
+    return Head(model.coef_[0].astype(np.float64), float(model.intercept_[0]), info, preprocess=preprocess)
 
 
 def load_head(path: str | Path) -> Head:
@@ -88,4 +91,7 @@ def load_head(path: str | Path) -> Head:
     if weights.ndim != 1 or not np.isfinite(weights).all() or not np.isfinite(bias) or not weights.any():
         raise InputError(f"{path}: weights must be a non-zero list of finite numbers and bias a finite number")
     trained_on = data.get("trained_on") if isinstance(data.get("trained_on"), dict) else {}
-    return Head(weights, bias, trained_on, hashlib.sha256(raw).hexdigest())
+    preprocess = data.get("preprocess")
+    if preprocess is not None and not isinstance(preprocess, dict):
+        raise InputError(f"{path}: preprocess must be a mapping of options")
+    return Head(weights, bias, trained_on, hashlib.sha256(raw).hexdigest(), preprocess)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
-from core.weights import DOWNLOADS_OFF, hub_access, offline, snapshot_folder, weights_sha256
+from core.weights import hub_access, offline, offline_hint, snapshot_folder, weights_sha256
 from detectors.deepfake._runtime import TorchRunner
 
 # Labels that mean "not a real photograph" in published detectors ("fake", "AI", "artificial", "deepfake",
@@ -85,6 +85,7 @@ def load(
     revision: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    local_files_only: bool | None = None,
 ) -> HFClassifier:
     if not model:
         raise InputError("the hf backend needs model: a hub id or a local folder of an image-classification model")
@@ -94,14 +95,17 @@ def load(
     local = Path(model).is_dir()
     if not local and (Path(model).exists() or model.startswith((".", "/"))):
         raise ModelUnavailableError(f"{model}: not a model folder (expected config.json and weights inside)")
+    local_only = offline(local_files_only)
     try:
-        with hub_access(offline()):
-            processor = AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=offline())
+        with hub_access(local_only):
+            processor = AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=local_only)
             module = AutoModelForImageClassification.from_pretrained(model, revision=revision,
-                                                                     local_files_only=offline())
+                                                                     local_files_only=local_only)
     except OSError as exc:
-        hint = f" (if it is not on this machine: {DOWNLOADS_OFF})" if offline() else ""
-        raise ModelUnavailableError(f"cannot load image classifier {model!r}: {exc}{hint}") from exc
+        if local_only and not local:
+            hint = offline_hint(model, "config.json, the weights and preprocessor_config.json")
+            raise ModelUnavailableError(f"cannot load image classifier: {hint}") from None
+        raise ModelUnavailableError(f"cannot load image classifier {model!r}: {exc}") from exc
     config = module.config
     fake = fake_label_indices(config.id2label, fake_labels)
     commit = getattr(config, "_commit_hash", None)

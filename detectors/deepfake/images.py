@@ -21,6 +21,68 @@ def decode(source: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return rgb_array(source, max_pixels=max_pixels, upright=True)
 
 
+def to_side(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` with its shorter side brought down to ``side`` pixels (area interpolation), so that features are
+    read at one scale whatever the camera. Smaller images are left as they are (upscaling would invent the high
+    frequencies that forensic features read); ``side`` 0 keeps every image at its native size."""
+    height, width = image.shape[:2]
+    if side <= 0 or min(height, width) <= side:
+        return image
+    import cv2
+
+    scale = side / min(height, width)
+    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+# The IJG (libjpeg) luminance quantisation table at quality 50, which encoders scale for other qualities.
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.int64)
+LOSSLESS = 101  # the "JPEG quality" of a losslessly stored image (PNG, TIFF...), one above the best JPEG
+
+
+def jpeg_quality(table: Any) -> int:
+    """The IJG quality (1-100) whose luminance table is closest, in total, to ``table`` (64 values in any order):
+    what quality an encoder used, exactly for libjpeg-style encoders and roughly for cameras' own tables."""
+    total = int(np.asarray(list(table), dtype=np.int64).sum())
+    best, best_gap = 100, None
+    for quality in range(1, 101):
+        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+        gap = abs(int(np.clip((_IJG_LUMA * scale + 50) // 100, 1, 255).sum()) - total)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = quality, gap
+    return best
+
+
+def describe_input(source: Any, decoded: np.ndarray) -> dict[str, Any]:
+    """What an input was before the detector's scaling: ``width``, ``height`` (upright) and ``jpeg_quality``
+    (estimated from its luminance table; ``LOSSLESS`` for other formats, ``None`` for arrays). The calibration's
+    shift check compares these with the calibration set's."""
+    from PIL import Image
+
+    height, width = decoded.shape[:2]
+    quality: int | None = None
+    def quality_of(image: Image.Image) -> int:
+        tables = getattr(image, "quantization", None)
+        return jpeg_quality(tables[0]) if image.format == "JPEG" and tables else LOSSLESS
+
+    try:
+        if isinstance(source, Image.Image):
+            quality = quality_of(source)
+        elif isinstance(source, bytes | bytearray):
+            import io
+
+            with Image.open(io.BytesIO(bytes(source))) as opened:
+                quality = quality_of(opened)
+        elif not isinstance(source, np.ndarray):
+            with Image.open(source) as opened:  # the header only: the tables come before any pixel
+                quality = quality_of(opened)
+    except Exception:  # noqa: BLE001 - it decoded a moment ago; a header we cannot read only costs the estimate
+        quality = None
+    return {"width": int(width), "height": int(height), "jpeg_quality": quality}
+
+
 # --- degradations: the robustness protocol of CNNDetection (Wang et al. 2020) and UniversalFakeDetect ----------
 
 

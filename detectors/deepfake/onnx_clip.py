@@ -244,6 +244,11 @@ class OnnxClip:
         return self.session.get_inputs()[0].name
 
     @property
+    def preprocess(self) -> dict | None:
+        """The preprocessing the head was fitted with (``engine.CropPlan.to_json``), when its file records it."""
+        return self.head.preprocess if self.head is not None else None
+
+    @property
     def model_id(self) -> str:
         head = f"+{self.head.sha256[:16]}" if self.head is not None else ""
         return f"clip:{self.encoder_path.name}@{self.encoder_sha256[:16]}{head}"

@@ -1,4 +1,6 @@
-"""Frequency-spectrum detector (Durall, Keuper and Keuper, CVPR 2020, "Watch your Up-Convolution").
+"""Frequency-spectrum detector (Durall, Keuper and Keuper, CVPR 2020, "Watch your Up-Convolution"). Experimental:
+on public images it was at chance on generators it was not fitted on, before and after inputs were brought to one
+scale (docs/evidence.md); use it for one known generator, not as a general detector.
 
 Up-sampling layers in generators (transposed convolutions, nearest or bilinear up-sampling) cannot reproduce the
 high-frequency spectrum of natural images: the azimuthally averaged power spectrum of a generated image falls
@@ -79,6 +81,7 @@ class SpectralModel:
     max_side: int = 512
     trained_on: dict | None = None
     model_id: str = "spectral:unsaved"
+    preprocess: dict | None = None  # engine.CropPlan.to_json() of the crops it was trained on
 
     @property
     def prepare(self) -> SpectralPrepare:
@@ -100,6 +103,7 @@ class SpectralModel:
             "coef": self.coef.tolist(),
             "intercept": float(self.intercept),
             "trained_on": self.trained_on or {},
+            **({"preprocess": self.preprocess} if self.preprocess is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -127,15 +131,20 @@ def load(path: str | Path | None) -> SpectralModel:
         arrays = [np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coef")]
         intercept = float(data["intercept"])
         max_side = int(data.get("max_side", 512))
+        preprocess = data.get("preprocess")
+        if preprocess is not None and not isinstance(preprocess, dict):
+            raise TypeError("preprocess must be a mapping of options")
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: malformed spectral model ({exc})") from None
     if any(a.shape != (bins,) for a in arrays):
         raise InputError(f"{path}: mean, scale and coef must each hold {bins} values")
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    return SpectralModel(*arrays, intercept, bins, max_side, data.get("trained_on"), f"spectral:{path.name}@{digest}")
+    return SpectralModel(*arrays, intercept, bins, max_side, data.get("trained_on"), f"spectral:{path.name}@{digest}",
+                         preprocess)
 
 
-def train(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, bins: int = 128, max_side: int = 512) -> SpectralModel:
+def train(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, bins: int = 128, max_side: int = 512,
+          preprocess: dict | None = None) -> SpectralModel:
     """Fit the scaler and logistic regression on spectrum profiles (rows) of real and generated images."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -155,4 +164,5 @@ def train(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, bins: int = 128
         bins=bins,
         max_side=max_side,
         trained_on={"real": int(len(real)), "fake": int(len(fake))},
+        preprocess=preprocess,
     )

@@ -14,6 +14,7 @@ million files restarts where it stopped. A torn last line (the process was kille
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from core.imageio import image_suffixes
 MAX_FILE_BYTES = 256 * 1024 * 1024  # larger files are reported, not read
 MAX_TEXT_CHARS = 200_000  # text detectors read at most this much of a file
 IMAGE_BLOCK = 256  # images scored per block: results are written (and resumable) block by block
+SHIFT_SAMPLE = 10_000  # images the calibration shift check keeps (a uniform sample: memory stays bounded)
 TEXT_BATCH = 32
 
 
@@ -85,6 +87,43 @@ class Summary:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+@dataclass
+class ShiftWatch:
+    """What a calibrated detector's shift check reads, gathered from image records as the scan makes them (each
+    score's ``details["input"]`` and ``details["raw"]``; never the images), and the check itself at the end: the
+    calibrated false-positive rate holds only for images like the calibration set, so the scan says when its
+    images are not (``detectors.deepfake.shift``). Past ``SHIFT_SAMPLE`` images it keeps a uniform sample
+    (reservoir sampling, fixed seed): a two-sample test reads a uniform sample as it reads the whole."""
+
+    rule: Rule
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    seen: int = 0
+    _random: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
+
+    @classmethod
+    def for_rules(cls, rules: list[Rule]) -> list[ShiftWatch]:
+        return [cls(rule) for rule in rules if getattr(rule.detector, "calibration", None) is not None]
+
+    def add(self, record: dict[str, Any]) -> None:
+        if record.get("status") != "ok":
+            return
+        for score in record.get("scores", []):
+            details = score.get("details") or {}
+            if score.get("detector") == self.rule.detector.name and "input" in details and "raw" in details:
+                self.seen += 1
+                if len(self.raw) < SHIFT_SAMPLE:
+                    self.inputs.append(details["input"])
+                    self.raw.append(details["raw"])
+                    continue
+                slot = self._random.randrange(self.seen)
+                if slot < SHIFT_SAMPLE:
+                    self.inputs[slot], self.raw[slot] = details["input"], details["raw"]
+
+    def report(self) -> dict[str, Any]:
+        return {"detector": self.rule.name, **self.rule.detector.calibration.shift(self.inputs, self.raw).to_dict()}
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:

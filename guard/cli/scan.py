@@ -31,6 +31,7 @@ from guard.cli.detector import (
     FakeLabelOpt,
     ModelOpt,
     PolicyOpt,
+    SideOpt,
     WorkersOpt,
     build_detector,
     detector_options,
@@ -91,7 +92,7 @@ def register(app: typer.Typer) -> None:
         keys: KeysOpt = None,
         policy: PolicyOpt = None, backend: BackendOpt = None, model: ModelOpt = None, checkpoint: CheckpointOpt = None,
         fake_label: FakeLabelOpt = None, calibration: CalibrationOpt = None, faces: FacesOpt = None,
-        aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
+        side: SideOpt = None, aggregate: AggregateOpt = None, device: DeviceOpt = None, dtype: DtypeOpt = None,
         batch_size: BatchOpt = None, workers: WorkersOpt = None, as_json: JsonOpt = False,
     ) -> None:
         """Scan images and text files: deepfake scores, C2PA status, watermark, text detectors."""
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("--json and --jsonl are exclusive: pick one output format")
         files_total = len(scanner.expand(paths))  # fails early, before models load, on a missing path
         cli_options = detector_options(None, backend=backend, model=model, checkpoint=checkpoint,
-                                       fake_label=fake_label, calibration=calibration, faces=faces,
+                                       fake_label=fake_label, calibration=calibration, faces=faces, side=side,
                                        aggregate=aggregate, device=device, dtype=dtype, batch_size=batch_size,
                                        workers=workers)
         if resume is not None and resume.is_dir():
@@ -116,8 +117,11 @@ def register(app: typer.Typer) -> None:
                                         trust_anchors_pem=anchors, provenance=provenance)
         records: list[dict[str, Any]] = []
         sink = _open_resume(resume) if resume else None
+        watches = scanner.ShiftWatch.for_rules(image_rules)
 
         def on_record(record: dict[str, Any]) -> None:
+            for watch in watches:
+                watch.add(record)
             line = json.dumps(record, sort_keys=True, default=str)
             if sink is not None:
                 sink.write(line + "\n")
@@ -140,13 +144,16 @@ def register(app: typer.Typer) -> None:
             if sink is not None:
                 sink.close()
         notes = [rule.detector.limits for rule in image_rules + text_rules if getattr(rule.detector, "limits", None)]
+        shifts = [watch.report() for watch in watches]
         if as_jsonl:
             stderr.print(_summary_line(summary))
+            for shift in shifts:
+                stderr.print(_shift_line(shift))
             for note in notes:
                 stderr.print(f"note: {note}")
         else:
-            emit({"summary": summary.to_dict(), "files": records, "notes": notes}, as_json,
-                 lambda c: _human(c, summary, records, notes))
+            emit({"summary": summary.to_dict(), "files": records, "notes": notes, "calibration_shift": shifts},
+                 as_json, lambda c: _human(c, summary, records, notes, shifts))
         if summary.flagged:
             raise Finding(f"{summary.flagged} of {summary.files} files flagged")
 
@@ -166,7 +173,13 @@ def _summary_line(summary) -> str:
             f"{summary.skipped} skipped, {summary.already_scanned} already scanned")
 
 
-def _human(console, summary, records: list[dict[str, Any]], notes: list[str]) -> None:
+def _shift_line(shift: dict[str, Any]) -> str:
+    """One plain line about the calibration's promise for these images."""
+    label = "CALIBRATION SHIFT" if shift["shifted"] else "calibration"
+    return f"{label} ({shift['detector']}): {shift['message']}"
+
+
+def _human(console, summary, records: list[dict[str, Any]], notes: list[str], shifts: list[dict[str, Any]]) -> None:
     for record in records:
         if record["status"] == "error":
             console.print(f"[red]unreadable[/] {record['path']}: {record.get('error', '')}")
@@ -174,5 +187,7 @@ def _human(console, summary, records: list[dict[str, Any]], notes: list[str]) ->
             values = ", ".join(f"{s['detector']}:{s['label']}={s['value']:.3f}" for s in record.get("scores", []))
             console.print(f"[yellow]flagged[/] {record['path']}: {values}")
     console.print(_summary_line(summary))
+    for shift in shifts:
+        console.print(_shift_line(shift), style="bold red" if shift["shifted"] else None, markup=False)
     for note in notes:
         console.print(f"[yellow]note[/]: {note}")

@@ -27,7 +27,9 @@ def test_hf_classifier_scores_whole_image_and_faces(tiny_hf_classifier, photos):
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    detector = DeepfakeDetector(backend="hf", model=str(tiny_hf_classifier), device="cpu", dtype="fp32", workers=0)
+    # side=0: native pixels, so the expected values below are the model's own processor on the photo
+    detector = DeepfakeDetector(backend="hf", model=str(tiny_hf_classifier), device="cpu", dtype="fp32", workers=0,
+                                side=0)
     images = [Image.fromarray(photos["astronaut"]), Image.fromarray(photos["coffee"])]
     results = detector.score(images)
     _check_scores(results, 2)
@@ -61,7 +63,7 @@ def test_clip_probe_loads_released_format_on_a_full_clip_checkpoint(tiny_clip, p
     from detectors.deepfake.images import CropNormalize
 
     model_dir, fc = tiny_clip
-    detector = DeepfakeDetector(backend="probe", model=str(model_dir), checkpoint=str(fc), device="cpu",
+    detector = DeepfakeDetector(backend="probe", model=str(model_dir), checkpoint=str(fc), device="cpu", side=0,
                                 dtype="fp32", faces=False, workers=0)
     results = detector.score([photos["chelsea"], photos["rocket"], photos["astronaut"]])
     _check_scores(results, 3)
@@ -80,7 +82,8 @@ def test_clip_probe_loads_released_format_on_a_full_clip_checkpoint(tiny_clip, p
 def test_int8_probe_stays_close_to_fp32(tiny_clip, photos):
     model_dir, fc = tiny_clip
     images = [photos["chelsea"], photos["rocket"]]
-    options = dict(backend="probe", model=str(model_dir), checkpoint=str(fc), device="cpu", faces=False, workers=0)
+    options = dict(backend="probe", model=str(model_dir), checkpoint=str(fc), device="cpu", faces=False, workers=0,
+                   side=0)
     fp32 = [s[0].value for s in DeepfakeDetector(**options, dtype="fp32").score(images)]
     int8 = DeepfakeDetector(**options, dtype="int8")
     assert int8.backend().runner.int8
@@ -142,7 +145,7 @@ def test_cnndetection_checkpoint_maps_onto_transformers_resnet(tiny_cnndetection
         ours = model(pixel_values=x).logits
     torch.testing.assert_close(ours, _reference_resnet(state, x), rtol=1e-4, atol=1e-4)
 
-    detector = DeepfakeDetector(backend="resnet", checkpoint=str(tiny_cnndetection), device="cpu", dtype="fp32",
+    detector = DeepfakeDetector(backend="resnet", checkpoint=str(tiny_cnndetection), device="cpu", dtype="fp32", side=0,
                                 workers=0)
     results = detector.score([photos["astronaut"], photos["coins"]])
     _check_scores(results, 2)

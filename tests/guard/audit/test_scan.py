@@ -20,6 +20,8 @@ from tests.fixtures.shared import shared_path
 def spectral_checkpoint(tmp_path_factory, photos):
     """A spectral model trained on a few patches (quality does not matter here, only that it is real)."""
     from detectors.deepfake import training
+    from detectors.deepfake.engine import CropPlan
+    from detectors.deepfake.faces import resolve
 
     root = tmp_path_factory.mktemp("scan-model")
     rng = np.random.default_rng(5)
@@ -27,8 +29,9 @@ def spectral_checkpoint(tmp_path_factory, photos):
     real_paths = write_pngs(root / "real", real)
     fake_paths = write_pngs(root / "fake", [up_convolution(p) for p in real])
     out = root / "spectral.json"
+    plan = CropPlan(faces=True, finder=resolve("auto"))  # recorded: the scan then scores faces too, by default
     training.train("spectral", [str(p) for p in real_paths], [str(p) for p in fake_paths], out=out, holdout=0.0,
-                   workers=0)
+                   workers=0, plan=plan)
     return out
 
 
