@@ -51,18 +51,23 @@ class DemoModels:
 
 def _real_text(home: Path, download: bool, notes: list[str], say: Callable[[str], None]):
     """SmolLM2 from its weights package, else from the Hugging Face cache (or hub, when allowed); None if
-    neither can be had."""
+    neither can be had. A package whose weights file differs from its pin is not loaded; the notes say so."""
+    from core.errors import ModelUnavailableError
     from generators.transformers_text import TransformersText
     from guard import models
 
     pkg = models.package(TEXT_PACKAGE)
     if models.package_folder(pkg) is not None:
         say(f"loading {pkg.what} from {pkg.distribution}…")
-        folder = models.model_path(TEXT_PACKAGE, home)  # verified; converted once into $GUARD_HOME/models
-        text = TransformersText(folder, device="cpu", dtype="float32", **TEXT_PARAMS)
-        text.info  # noqa: B018 - load now, so a broken model falls back here
-        notes.append(f"text: {pkg.what} from {pkg.requirement} ({pkg.licence}), weights verified by SHA-256")
-        return text
+        try:
+            folder = models.model_path(TEXT_PACKAGE, home)  # verified; converted once into $GUARD_HOME/models
+        except ModelUnavailableError as exc:  # its file is not the pinned one: never load it, say why
+            notes.append(f"text: {pkg.distribution} not used: {exc}")
+        else:
+            text = TransformersText(folder, device="cpu", dtype="float32", **TEXT_PARAMS)
+            text.info  # noqa: B018 - load now, so a broken model falls back here
+            notes.append(f"text: {pkg.what} from {pkg.requirement} ({pkg.licence}), weights verified by SHA-256")
+            return text
     try:
         text = TransformersText(TEXT_MODEL, local_files_only=not download, device="cpu", dtype="float32",
                                 **TEXT_PARAMS)
@@ -217,7 +222,9 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
 
 
 def _face(guard, out: Path) -> dict[str, Any]:
-    """A real GAN face through the guard: the policy's disclosure finds the face, records it and labels it."""
+    """A real GAN face through the guard: the policy's disclosure finds the face, records it and labels it.
+    Skipped, with the reason in the summary, when the package is missing or its weights are not the pinned ones
+    (by then the text and image records are logged, and the summary is what shows them)."""
     from core.errors import ModelUnavailableError
     from guard.demo.gan import DATA_NOTE, face_generator
 

