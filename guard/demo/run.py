@@ -171,7 +171,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     from guard.watermark.text import detect_text_watermark
 
     _quiet_libraries()
-    home = home or guard_home()
+    home = _usable_home(home or guard_home())
     keys = KeyStore(home / "keys")
     if not keys.exists():
         keys.init()
@@ -219,6 +219,22 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     report = verify_log(guard.log, keys.log_public_key())
     summary["log_verification"] = {"ok": report.ok, "size": report.size, "checkpoints": report.checkpoints_checked}
     return summary
+
+
+def _usable_home(home: Path) -> Path:
+    """``home``, created if need be; ``InputError`` when it is a file or cannot be written, before any model
+    loads (otherwise the first key written fails with an OSError deep inside the key store)."""
+    import os
+
+    from core.errors import InputError
+
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{home}: cannot be the demo's home folder ({exc.strerror or exc})") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise InputError(f"{home}: cannot be the demo's home folder (not writable)")
+    return home
 
 
 def _face(guard, out: Path) -> dict[str, Any]:

@@ -92,3 +92,11 @@ def test_a_tampered_text_package_is_not_loaded_and_the_notes_say_why(tmp_path, m
     run._real_text(tmp_path / "home", False, notes, say=lambda message: None)  # before: VerificationError
     assert notes[0].startswith(f"text: {pkg.distribution} not used: smollm2: {next(iter(pkg.files))} is SHA-256 ")
     assert not (tmp_path / "home" / "models").exists() and network_attempts == []
+
+
+def test_a_home_that_is_a_file_is_bad_input(tmp_path, cli):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    result = cli("demo", "--home", taken, "--tiny")  # before: NotADirectoryError from the key store, exit 3
+    assert result.exit_code == 2 and f"{taken}: cannot be the demo's home folder" in result.stderr
+    assert "Traceback" not in result.stderr
