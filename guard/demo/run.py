@@ -249,13 +249,14 @@ def _face(guard, out: Path) -> dict[str, Any]:
     except ModelUnavailableError as exc:
         return {"skipped": str(exc)}
     result = guard.wrap(generator)(FACE_PROMPT, seed=5, size=256)
+    made_by = {"generator": generator.info.model_id, "data_licence": DATA_NOTE}
     if result.blocked:
-        return {"verdict": "block", "record_index": result.index}
+        return {"verdict": "block", "record_index": result.index, **made_by}
     path = out / "face.png"
     path.write_bytes(result.file_bytes)
     record = guard.log.get(result.index).data
     extra = record.get("extra", {})
     return {"verdict": result.verdict, "file": str(path), "record_index": result.index,
-            "record_id": result.record_id, "generator": generator.info.model_id, "data_licence": DATA_NOTE,
+            "record_id": result.record_id, **made_by,
             "seed": record.get("params", {}).get("seed"),
             "faces": extra.get("faces", []), "disclosure": extra.get("disclosure")}

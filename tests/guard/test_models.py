@@ -101,3 +101,8 @@ def test_shipped_catalogue_pins_every_weights_file():
     assert names == ["smollm2", "minilm", "toxic-bilstm", "profanity-svm", "clip-vitb16", "mtcnn", "gan-faces"]
     for pkg in models.PACKAGES:
         assert pkg.files and all(len(d) == 64 for d in pkg.files.values()) and pkg.licence
+
+
+def test_install_refuses_names_beside_all(fake_packages, cli):
+    result = cli("models", "install", "--all", "nope")  # before: "nope" was ignored and every package installed
+    assert result.exit_code == 2 and "give package names or --all, not both" in result.stderr
