@@ -8,30 +8,40 @@ Design (``SCHEME``), in the order the embedder applies it:
    degree of freedom (the real or imaginary part of one coefficient) carries either a *pilot* value (20 %, used
    to find the tile's position) or one coded bit times a sign; which is which, the signs and the pilot are
    drawn from the secret, so the mark can be neither read nor located without it.
+   **Template** (new in v3): 15 % of the residual's power goes to 12 keyed frequencies just outside the ring
+   (18.6..21 cycles per tile), each with a keyed phase. The payload's power is spread over ~480 frequencies,
+   too thin to see in the spectrum of a busy photo; the template's is concentrated on 12, so its lattice
+   stands out and reveals the tile's size, aspect and rotation after a crop or a rotation. It lies outside
+   the ring, so v2 readers and the payload's soft values do not see it.
 3. **Frame-relative tiling**: the image holds a whole number of tiles on each side, ``frame_tiles``: about one
-   tile per ``PERIOD`` pixels of the short side, 4 in images of 256 to 499 pixels, at least 2 and at most 10. The tile is therefore tied to the
-   image's frame, not to its pixels: any rescale of the whole image, keeping its aspect ratio or not, leaves
-   the same number of tiles on each side, so the detector finds it without a search. The mark's frequencies
-   (at most 0.18 cycles per pixel at 100 pixels a tile) are low enough to survive a downscale to 0.3x.
+   tile per ``PERIOD`` pixels of the short side, 4 in images of 256 to 499 pixels, at least 2 and at most 10.
+   The tile is therefore tied to the image's frame, not to its pixels: any rescale of the whole image,
+   keeping its aspect ratio or not, leaves the same number of tiles on each side, so the detector finds it
+   without a search. The mark's frequencies (at most 0.18 cycles per pixel at 100 pixels a tile; 0.21 for
+   the template) are low enough to survive a downscale to 0.3x.
 4. **Informed embedding**: the image is the detector's largest noise source, and the embedder sees it, so it
    runs the detector's front end on the image and, for each coded bit the image's content pushes the wrong
    way, boosts that bit's amplitude to cancel it (bounded; the residual is then rescaled to the same RMS).
    The residual is built on the working grid (64 pixels a tile), resized to the image and added to R, G and B
    alike (a pure luma change).
 5. **Detection** tries geometries, each a map from the tile to the image's pixels, and reads each the same
-   way: the luma is resampled onto the tile grid, high-passed and normalised by its local contrast (a
+   way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 3/4 (a
    brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
    into one ("folding": any crop offset becomes a cyclic shift), a cross-correlation with the keyed pilot
-   finds the shift, and the aligned coefficients give one soft value per coded bit for the Viterbi decoder.
+   finds the shift, and the aligned coefficients, weighted by the noise in their ring and by how much of the
+   mark the ring still holds (a low-pass fitted to the pilot), give one soft value per coded bit for the
+   Viterbi decoder.
    The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image); then, if none
    decodes, the best of a search over tile size, aspect and rotation (a crop, a rotation, a screenshot): the
    tiled pattern puts its energy on a lattice in the image's spectrum, whatever the translation, so each
-   candidate lattice is scored by the spectral power at its points (cheap, no resampling), and the best few
-   are refined and read.
+   candidate is scored by the spectral power at its points (cheap, no resampling), once on the payload
+   ring's lattice and once on the template's 12 points, and the best few by each score are refined and read.
+   Frame tilings are ranked by the same two scores. A v2 mark (no template) is read as before: by its frame
+   and its ring's lattice.
 
 Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates are decoded per
 image and each matches by chance with probability 2**-40 on an image that holds no mark for this secret, so the
-false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 16 * 2**-40 ≈ 1.5e-11, whatever the image.
+false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 38 * 2**-40 ≈ 3.5e-11, whatever the image.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from guard.watermark import image_coding as coding
 if TYPE_CHECKING:
     from PIL import Image
 
-SCHEME = "genguard-dft-ring/v2"
+SCHEME = "genguard-dft-ring/v3"
 TILE = 64  # working pixels a tile
 BAND = (3.5, 18.0)  # ring of the tile's DFT, in cycles per tile
 PERIOD = 100  # about one tile per this many pixels of the short side ...
@@ -62,14 +72,20 @@ SMALL_TILE = 64  # pixels a tile in small images (see ``_tiles_for``)
 MIN_SIDE = 128  # shortest side that can carry the mark (a tile is then 64 pixels: one working pixel a pixel)
 PILOT_FRACTION = 0.2
 BASE_RMS = 2.4  # residual RMS (8-bit levels) at strength 1: PSNR ≈ 40.5 dB
+TEMPLATE_BAND = (18.6, 21.0)  # the template's frequencies, just outside the ring, in cycles per tile
+TEMPLATE_POINTS = 12
+TEMPLATE_SHARE = 0.15  # of the residual's power
 PEAKS_PER_GEOMETRY = 2
-FRAME_GEOMETRIES = 4  # frame tilings read per image (the best by spectral score)
-SEARCH_GEOMETRIES = 4  # searched geometries read per image
-MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (FRAME_GEOMETRIES + SEARCH_GEOMETRIES)  # decoded candidates, at most
+FRAME_GEOMETRIES = 6  # frame tilings read per image: its own, and 5 more by each spectral score
+SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the two scores (lattice, template)
+MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + 2 * SEARCH_GEOMETRIES)  # decoded, at most
 FALSE_ALARM_BOUND = MAX_ATTEMPTS * 2.0**-coding.TAG_BITS
 MAX_ROTATION = 6.0  # degrees searched either way
+_MAX_ASPECT_CHANGE = 2.0  # a rescale may stretch one side by up to this factor more than the other
 _HIGHPASS_SIGMA = 4.0  # working pixels
 _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
+_CONTRAST_POWER, _CONTRAST_FLOOR = 0.75, 1.0  # divisor (local power + floor) ** power (see ``_normalise``)
+_LOWPASS_RADII = (6.0, 8.0, 10.0, 12.5, 15.0, 18.0, 22.0, 30.0, 1e9)  # cycles per tile (see ``_ring_gain``)
 _MAX_BOOST = 3.0  # informed embedding: at most this many times the base amplitude on one degree of freedom
 _MARGIN = 1.5  # ... to give every coded bit at least this many times its clean response
 _ANALYSIS_SIDE = 400  # the spectrum searched for lattices is of an image at most this short side
@@ -124,7 +140,7 @@ class WatermarkPayload:
 class ImageWatermarkResult:
     """The outcome of ``detect``.
 
-    ``confidence`` is the decoding margin, 1 - 2 * (coded-bit error rate), clipped to [0, 1]: 1.0 for an
+    ``confidence`` is the decoding margin, 1 - 2 * (coded-bit error rate), clipped to [0, 1]: near 1.0 for an
     untouched image, falling toward 0 as an attack nears what the code can correct (0 when nothing was found).
     ``false_alarm_probability`` bounds the chance that an image without this secret's mark is reported found.
     ``tile_size`` (pixels, width and height) and ``rotation`` (degrees, counter-clockwise) describe the geometry
@@ -174,9 +190,12 @@ class _Layout:
     bit: np.ndarray  # coded bit per degree of freedom, -1 where it is pilot
     sign: np.ndarray  # spreading sign per degree of freedom
     mac_key: bytes
+    template: np.ndarray  # the template's frequencies (x, y) in cycles per tile, half-plane
+    template_phase: np.ndarray
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:
+    """Keyed material for one use; the "v2" context stays in v3, whose ring, pilot and tag are v2's."""
     return hmac.new(secret, b"genguard image watermark v2 " + label, hashlib.sha256).digest()
 
 
@@ -213,7 +232,30 @@ def _layout(secret: bytes) -> _Layout:
         bit=bit,
         sign=rng.choice([-1.0, 1.0], size=dofs),
         mac_key=_derive(secret, b"tag"),
+        **_template_layout(secret, fr, fc),
     )
+
+
+def _template_layout(secret: bytes, fr: np.ndarray, fc: np.ndarray) -> dict[str, np.ndarray]:
+    """``TEMPLATE_POINTS`` keyed frequencies just outside the payload's ring, each with a keyed phase."""
+    radius = np.hypot(fr, fc)
+    half = (fc > 0) | ((fc == 0) & (fr > 0))
+    rows, cols = np.nonzero((radius >= TEMPLATE_BAND[0]) & (radius <= TEMPLATE_BAND[1]) & half)
+    rng = np.random.default_rng(np.frombuffer(_derive(secret, b"template"), dtype=np.uint64))
+    pick = rng.permutation(rows.size)[:TEMPLATE_POINTS]
+    rows, cols = rows[pick], cols[pick]
+    return {"template": np.stack([fc[rows, cols], fr[rows, cols]], axis=1).astype(np.float32),
+            "template_phase": rng.uniform(0, 2 * np.pi, size=pick.size)}
+
+
+def _template_tile(layout: _Layout) -> np.ndarray:
+    """The template alone: a sum of ``TEMPLATE_POINTS`` plane waves on the tile's grid."""
+    spectrum = np.zeros((TILE, TILE), dtype=np.complex128)
+    kx, ky = layout.template[:, 0].astype(int), layout.template[:, 1].astype(int)
+    coef = np.exp(1j * layout.template_phase)
+    spectrum[ky % TILE, kx % TILE] = coef
+    spectrum[-ky % TILE, -kx % TILE] = np.conj(coef)
+    return np.fft.ifft2(spectrum).real.astype(np.float32)
 
 
 def _spectrum(layout: _Layout, dof_values: np.ndarray) -> np.ndarray:
@@ -271,13 +313,21 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
         raise InputError(f"image is {width}x{height}: too small to carry the watermark "
                          f"(the short side needs at least {MIN_SIDE} pixels)")
     down, across = frame_tiles(height, width)
-    working = cv2.resize(_luma(pixels), (TILE * across, TILE * down), interpolation=cv2.INTER_AREA)
+    # Resize the 8-bit pixels, then take the luma: the same up to rounding, and at 4K it spares converting
+    # 25 M values to float.
+    working = _luma(cv2.resize(pixels, (TILE * across, TILE * down), interpolation=cv2.INTER_AREA))
     target = _carrier_values(layout, payload.to_bytes())
-    values = _informed_values(layout, target, working, strength)
-    residual = cv2.resize(np.tile(_tile(layout, values), (down, across)), (width, height),
-                          interpolation=cv2.INTER_CUBIC)
+    values = _informed_values(layout, target, working, strength * math.sqrt(1.0 - TEMPLATE_SHARE))
+    tile = _tile(layout, values)
+    tile *= math.sqrt(1.0 - TEMPLATE_SHARE) / tile.std()
+    if TEMPLATE_SHARE:
+        template = _template_tile(layout)
+        tile += template * (math.sqrt(TEMPLATE_SHARE) / template.std())
+    residual = cv2.resize(np.tile(tile, (down, across)), (width, height), interpolation=cv2.INTER_CUBIC)
     step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
     residual *= BASE_RMS * strength / float(residual[::step, ::step].std())
+    # Integer pixels plus the rounded residual are the rounded sum; 16-bit halves the memory traffic at 4K.
+    residual = np.rint(residual).astype(np.int16)
     if pixels.ndim == 3:
         residual = cv2.merge([residual, residual, residual])  # the same offset on R, G, B: a pure luma change
     marked = cv2.add(pixels, residual, dtype=cv2.CV_8U)  # rounds and saturates in one multithreaded pass
@@ -341,12 +391,16 @@ def _highpass(luma: np.ndarray) -> np.ndarray:
 
 
 def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """High-pass and divide by local contrast; returns the result and the divisor (the detector's front end)."""
+    """High-pass and divide by a power of the local contrast; returns the result and the divisor (the
+    detector's front end)."""
     import cv2
 
     detail = _highpass(luma)
     local_power = cv2.blur(detail * detail, (_CONTRAST_BOX, _CONTRAST_BOX))  # running sums: may dip below 0
-    denominator = np.sqrt(np.maximum(local_power, 0.0)) + 0.5
+    # Inverse-variance weighting is the matched filter for a mark of even strength in noise of varying power
+    # (the image's texture); dividing by the local RMS (the power 1/2) under-weights flat regions, the full
+    # power 1 over-weights the few flattest ones, where re-encoding noise rather than texture dominates.
+    denominator = (np.maximum(local_power, 0.0) + _CONTRAST_FLOOR) ** _CONTRAST_POWER
     return detail / denominator, denominator
 
 
@@ -390,6 +444,27 @@ def _peaks(corr: np.ndarray, count: int) -> list[tuple[float, float, float]]:
     return found
 
 
+def _ring_gain(layout: _Layout, aligned: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per degree of freedom, the share of the mark its ring still holds: the matched filter's weight.
+
+    Attacks do not remove the mark evenly: a downscale, JPEG, WebP or blur erase the outer rings first, as a
+    low-pass filter does. Weighting each ring by its noise alone lets those rings vote as loudly as the intact
+    inner ones. The detector models the loss as a Gaussian low-pass ``exp(-(r / r0)²)`` and takes the ``r0``
+    under which the pilot correlates best (one parameter estimated from ~190 pilot values: too few to
+    estimate each ring's gain on its own without adding noise to an untouched image).
+    """
+    pilots = layout.pilot != 0
+    ring = layout.ring[pilots].astype(float)
+    signal = (aligned * layout.pilot * weight)[pilots]
+    best, best_score = None, -np.inf
+    for r0 in _LOWPASS_RADII:
+        gain = np.exp(-((ring / r0) ** 2))
+        score = float(gain @ signal) / math.sqrt(float((gain * gain) @ weight[pilots]))
+        if score > best_score:
+            best, best_score = r0, score
+    return np.exp(-((layout.ring / best) ** 2))
+
+
 def _read(layout: _Layout, detail: np.ndarray) -> list[tuple[float, np.ndarray]]:
     """(pilot peak z, soft coded bits) for the best alignments of the folded working image."""
     spectrum = _fold_fft(detail)
@@ -401,7 +476,8 @@ def _read(layout: _Layout, detail: np.ndarray) -> list[tuple[float, np.ndarray]]
     found = []
     for row, col, z in _peaks(corr, PEAKS_PER_GEOMETRY):
         phase = np.exp(2j * np.pi * (layout.freq_rows * row + layout.freq_cols * col) / TILE)
-        values = (_dof_values(layout, coefficients * phase) * weight * layout.sign)[carriers]
+        aligned = _dof_values(layout, coefficients * phase)
+        values = (aligned * weight * _ring_gain(layout, aligned, weight) * layout.sign)[carriers]
         found.append((z, np.bincount(layout.bit[carriers], weights=values, minlength=coding.CODED_BITS)))
     return found
 
@@ -510,15 +586,15 @@ def _rotation(theta: np.ndarray) -> np.ndarray:
 def _tilings(height: int, width: int, low: float = 0.25, high: float = 2.5,
              nearby: bool = False) -> list[tuple[int, int]]:
     """Frame tilings (down, across) an image of this size may carry: its own, then those of any image it may
-    have been rescaled from (``low`` to ``high`` times its size, changing its aspect ratio by up to 1.6x, or,
+    have been rescaled from (``low`` to ``high`` times its size, changing its aspect ratio by up to 2x, or,
     if ``nearby``, keeping it), in either orientation."""
     short, long = sorted((height, width))
     own = frame_tiles(height, width)
     found = [own]
     for across_short in range(_tiles_for(int(short / high)), _tiles_for(int(short / low)) + 1):
         nearest = round(long * across_short / short)
-        for across_long in range(nearest if nearby else math.ceil(nearest / 1.6),
-                                 nearest + 1 if nearby else math.floor(nearest * 1.6) + 1):
+        for across_long in range(nearest if nearby else math.ceil(nearest / _MAX_ASPECT_CHANGE),
+                                 nearest + 1 if nearby else math.floor(nearest * _MAX_ASPECT_CHANGE) + 1):
             if across_long >= MIN_TILES:
                 for tiling in ((across_short, across_long), (across_long, across_short)):
                     if tiling not in found:
@@ -526,16 +602,19 @@ def _tilings(height: int, width: int, low: float = 0.25, high: float = 2.5,
     return found
 
 
-def _frame_geometries(obs: _Observed) -> list[_Geometry]:
-    """The frame tilings worth reading: the image's own, and the others whose lattice scores best."""
+def _frame_geometries(obs: _Observed, layout: _Layout) -> list[_Geometry]:
+    """The frame tilings worth reading: the image's own, and the others whose lattice or template scores best
+    (``FRAME_GEOMETRIES - 1`` by each)."""
     if min(obs.size) < MIN_SIDE // 4:
         return []
     tilings = _tilings(*obs.size)
     bh, bw = obs.base.shape
     bases = np.array([np.diag([bw / across, bh / down]) for down, across in tilings])
     in_analysis = np.diag(obs.analysis_scale[::-1]) @ bases
-    scores = _lattice_score(obs.power, obs.width, in_analysis, _lattice_points(BAND[1]))
-    order = [0] + [int(i) for i in np.argsort(-scores[1:]) + 1][: FRAME_GEOMETRIES - 1]
+    order = [0]
+    for points in (_lattice_points(BAND[1]), layout.template):
+        scores = _lattice_score(obs.power, obs.width, in_analysis, points)
+        order += [i for i in (np.argsort(-scores[1:]) + 1)[: FRAME_GEOMETRIES - 1].tolist() if i not in order]
     return [_Geometry(bases[i], "frame", tilings[i]) for i in order]
 
 
@@ -550,8 +629,10 @@ def _aspects(height: int, width: int) -> list[float]:
     return found
 
 
-def _search(obs: _Observed) -> list[_Geometry]:
-    """The best-scoring lattices over tile size, aspect and rotation (a crop, a rotation, a screenshot)."""
+def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
+    """The best-scoring geometries over tile size, aspect and rotation (a crop, a rotation, a screenshot), by
+    two scores: the power on the payload ring's whole lattice (which v2 marks carry too) and on the keyed
+    template's few frequencies (whose power stands out where the ring's is spread too thin to see)."""
     h, w = obs.power.shape[0], obs.width
     short = min(obs.size)
     to_analysis = min(h, w) / short
@@ -563,18 +644,22 @@ def _search(obs: _Observed) -> list[_Geometry]:
     thetas = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
     aspects = np.log(_aspects(*obs.size))
     grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
-    scores = _lattice_score(obs.blurred, w, _bases(grid), _lattice_points(BAND[1]), nearest=True)
-    picked: list[np.ndarray] = []
-    for i in np.argsort(-scores):
-        p = grid[i]
-        if all(np.any(np.abs(p - q) > (0.06, 0.01, 0.04)) for q in picked):
-            picked.append(p)
-        if len(picked) == 6:
-            break
-    params, scores = _refine(obs, np.array(picked))
-    best = np.argsort(-scores)[:SEARCH_GEOMETRIES]
+    bases = _bases(grid)
     to_base = np.diag([1 / obs.analysis_scale[1], 1 / obs.analysis_scale[0]])
-    return [_Geometry(to_base @ basis, "search") for basis in _bases(params[best])]
+    found = []
+    for points in (_lattice_points(BAND[1]), layout.template):
+        scores = _lattice_score(obs.blurred, w, bases, points, nearest=True)
+        picked: list[np.ndarray] = []
+        for i in np.argsort(-scores):
+            p = grid[i]
+            if all(np.any(np.abs(p - q) > (0.06, 0.01, 0.04)) for q in picked):
+                picked.append(p)
+            if len(picked) == 6:
+                break
+        params, refined = _refine(obs, np.array(picked), points)
+        best = np.argsort(-refined)[:SEARCH_GEOMETRIES]
+        found += [_Geometry(to_base @ basis, "search") for basis in _bases(params[best])]
+    return found
 
 
 def _bases(params: np.ndarray) -> np.ndarray:
@@ -585,9 +670,10 @@ def _bases(params: np.ndarray) -> np.ndarray:
     return _rotation(params[:, 2]) @ scale
 
 
-def _refine(obs: _Observed, params: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Pattern search on the full ring's lattice score, halving the step each round."""
-    points = _lattice_points(BAND[1])
+def _refine(obs: _Observed, params: np.ndarray, points: np.ndarray,
+            rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Pattern search on the score at ``points`` (interpolated, not the nearest bin), halving the step each
+    round."""
     step = np.array([0.01, 0.006, math.radians(0.75)])
     offsets = np.stack(np.meshgrid(*([np.array([-1.0, 0.0, 1.0])] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
     scores = np.zeros(len(params))
@@ -650,7 +736,7 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
     for stage in (_frame_geometries, _search):
         flat = [(i, z, soft, geometry)
                 for i, obs in enumerate(observed) if results[i] is None
-                for geometry in stage(obs)
+                for geometry in stage(obs, layout)
                 for z, soft in _read(layout, _working(obs, geometry))]
         if not flat:
             continue
