@@ -150,8 +150,8 @@ def rgb_array(source: Any, *, max_pixels: int = MAX_PIXELS, upright: bool = Fals
     """An RGB ``uint8`` array of shape (H, W, 3) from a path, bytes, a PIL image or an array.
 
     Alpha is dropped, palettes and greyscale become RGB, greyscale of more than 8 bits is scaled to 8 by its range
-    (see ``_eight_bit``). Files and bytes go through ``decode_image``; an array
-    must already be ``uint8`` H x W (greyscale) or H x W x 3/4. Anything unusable is an ``InputError``.
+    (see ``_eight_bit``). Files and bytes go through ``decode_image``; an array must already be ``uint8``, not
+    empty, H x W or H x W x 1 (greyscale) or H x W x 3/4. Anything unusable is an ``InputError``.
     """
     import numpy as np
     from PIL import Image, ImageOps
@@ -197,12 +197,17 @@ def _eight_bit(image: Image.Image) -> Image.Image:
 def _as_rgb_array(array: np.ndarray) -> np.ndarray:
     import numpy as np
 
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InputError(f"expected an image array of shape HxW (greyscale), HxWx3 (RGB) or HxWx4 (RGBA), "
+                         f"got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"empty image array (shape {array.shape})")
+    if array.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image array (values 0-255), got {array.dtype}")
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise InputError(f"expected an HxWx3 RGB array, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise InputError(f"expected a uint8 RGB array, got {array.dtype}")
     return np.ascontiguousarray(array[:, :, :3])
 
 

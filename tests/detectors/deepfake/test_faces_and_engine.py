@@ -40,6 +40,25 @@ def test_faces_are_found_in_greyscale_of_more_than_8_bits(photos, tmp_path, mode
     assert len(boxes) == 1 and 200 < boxes[0].x + boxes[0].w / 2 < 250
 
 
+@pytest.mark.parametrize(("array", "message"), [
+    (np.zeros((64, 64, 2), np.uint8), "got shape"), (np.zeros(64, np.uint8), "got shape"),
+    (np.zeros((1, 64, 64, 3), np.uint8), "got shape"), (np.zeros((0, 64, 3), np.uint8), "empty image array"),
+    (np.zeros((64, 0), np.uint8), "empty image array"), (np.zeros((64, 64, 3), np.uint16), "uint8"),
+    (np.zeros((64, 64, 3), np.float32), "uint8"),
+])
+def test_unusable_arrays_are_input_errors(array, message):
+    from core.errors import InputError
+
+    for finder in ("haar", "mtcnn"):
+        with pytest.raises(InputError, match=message):
+            find_faces(array, finder=finder)
+
+
+def test_a_one_channel_array_is_greyscale(photos):
+    grey = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"))
+    assert find_faces(grey[:, :, None], finder="haar") == find_faces(grey, finder="haar") != []
+
+
 def test_box_margin_is_clipped_to_the_image():
     assert Box(0, 0, 10, 10).expanded(0.5, 12, 12) == Box(0, 0, 12, 12)
 
