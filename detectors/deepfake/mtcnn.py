@@ -27,6 +27,7 @@ import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
+from core.weights import torch_load
 
 PACKAGE = "facenet_pytorch"
 FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -213,17 +214,13 @@ def nms(boxes: np.ndarray, threshold: float, *, by_min: bool = False) -> np.ndar
 @lru_cache(maxsize=4)
 def load(folder: str | None = None) -> Mtcnn:
     """The three networks from ``folder`` (default: the installed facenet-pytorch's), one copy per process."""
-    import torch
-
     path = Path(folder) if folder else weights_folder()
     nets = _networks()
     digests = []
     for net, name in zip(nets, FILES):
         file = path / name
-        if not file.is_file():
-            raise ModelUnavailableError(f"{file}: MTCNN weights not found")
+        state = torch_load(file, "MTCNN weights")
         try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
             net.load_state_dict(state, strict=True)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{file}: not the MTCNN state dict this finder expects ({str(exc)[:200]})") from None

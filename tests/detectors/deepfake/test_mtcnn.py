@@ -48,6 +48,9 @@ def test_state_dicts_load_strictly_and_errors_name_the_file(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, broken / "rnet.pt")
     with pytest.raises(InputError, match="rnet.pt: not the MTCNN state dict"):
         mtcnn.load(str(broken))
+    (broken / "rnet.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="rnet.pt: not a PyTorch file"):
+        mtcnn.load(str(broken))
     (folder / "onet.pt").unlink()
     mtcnn.load.cache_clear()
     with pytest.raises(ModelUnavailableError, match="onet.pt: MTCNN weights not found"):
