@@ -84,15 +84,12 @@ def resolve(finder: str = "auto") -> str:
     return finder
 
 
-@lru_cache(maxsize=1)
 def _mtcnn_installed() -> bool:
+    """Asked anew each time (it is cheap), so a long-running process picks MTCNN up once it is installed; weights
+    that are installed but differ from their pins are then an error when MTCNN loads, not a silent fallback."""
     from detectors.deepfake import mtcnn
 
-    try:
-        mtcnn.weights_folder()
-    except ModelUnavailableError:
-        return False
-    return True
+    return mtcnn.installed()
 
 
 def finder_id(finder: str = "auto") -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.hashing import sha256_file
-from core.weights import package_file, torch_load
+from core.weights import package_file, package_folder, torch_load, weights_package
 
 PACKAGE = "facenet_pytorch"
 FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -41,6 +41,13 @@ def weights_folder() -> Path:
     each file checked against its pinned SHA-256 (``core.weights.PACKAGES``, where it is ``mtcnn``);
     ``ModelUnavailableError`` with the install line when it is not installed or a file differs from its pin."""
     return package_file(PACKAGE, "data")
+
+
+def installed() -> bool:
+    """Whether facenet-pytorch's three files are on this machine: a few file look-ups, no hashing, so it can be
+    asked for every image (a server sees the package once it is installed); ``weights_folder`` verifies them."""
+    folder = package_folder(weights_package(PACKAGE))
+    return folder is not None and all((folder / "data" / name).is_file() for name in FILES)
 
 
 def _networks():

@@ -113,6 +113,19 @@ def test_installed_weights_that_differ_from_their_pins_are_unavailable(tmp_path,
         mtcnn.weights_folder()
 
 
+def test_auto_sees_mtcnn_installed_while_the_process_runs(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "facenet_pytorch"
+    _save_state_dicts(package / "data")
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    (package / "data" / "onet.pt").rename(tmp_path / "onet.pt")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert faces.resolve("auto") == "haar"  # not (completely) installed
+    (tmp_path / "onet.pt").rename(package / "data" / "onet.pt")
+    assert faces.resolve("auto") == "mtcnn"
+    with pytest.raises(ModelUnavailableError, match="is SHA-256"):  # installed, but not the pinned weights
+        faces.find_faces(np.zeros((64, 64, 3), np.uint8))
+
+
 def _real_weights():
     try:
         return mtcnn.weights_folder()
