@@ -149,8 +149,9 @@ def decode_image(
 def rgb_array(source: Any, *, max_pixels: int = MAX_PIXELS, upright: bool = False) -> np.ndarray:
     """An RGB ``uint8`` array of shape (H, W, 3) from a path, bytes, a PIL image or an array.
 
-    Alpha is dropped, palettes and greyscale become RGB. Files and bytes go through ``decode_image``; an array
-    must already be ``uint8`` H x W (greyscale) or H x W x 3/4. Anything unusable is an ``InputError``.
+    Alpha is dropped, palettes and greyscale become RGB, greyscale of more than 8 bits is scaled to 8 by its range
+    (see ``_eight_bit``). Files and bytes go through ``decode_image``; an array must already be ``uint8``, not
+    empty, H x W or H x W x 1 (greyscale) or H x W x 3/4. Anything unusable is an ``InputError``.
     """
     import numpy as np
     from PIL import Image, ImageOps
@@ -163,18 +164,50 @@ def rgb_array(source: Any, *, max_pixels: int = MAX_PIXELS, upright: bool = Fals
         image, _ = decode_image(bytes(source), max_pixels=max_pixels, upright=upright)
     else:
         image = load_image(source, max_pixels=max_pixels, upright=upright)
+    image = _eight_bit(image)
     return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A greyscale image of more than 8 bits ("I;16" of a 16-bit PNG, "I" of a 16-bit TIFF, "F") as an "L" image
+    scaled by its range; other images unchanged.
+
+    PIL's own ``convert`` clips such pixels to 0-255, so a 16-bit photograph turns almost white and nothing in it
+    can be seen. "I;16" has a known range (0-65535) and is scaled by it, as a viewer shows it; "I" and "F" hold
+    values of any range (a 16-bit scan, an 8-bit image widened, floats in 0-1), so they are stretched from their
+    own lowest to highest value (NaN counts as the lowest)."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float32)
+        low, span = 0.0, 65535.0
+    elif image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        finite = values[np.isfinite(values)]
+        low = float(finite.min()) if finite.size else 0.0
+        span = (float(finite.max()) - low) if finite.size else 0.0
+        values = np.nan_to_num(values, nan=low, posinf=low + span, neginf=low)
+    else:
+        return image
+    scaled = (values - low) * np.float32(255.0 / span) if span > 0 else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
 def _as_rgb_array(array: np.ndarray) -> np.ndarray:
     import numpy as np
 
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InputError(f"expected an image array of shape HxW (greyscale), HxWx3 (RGB) or HxWx4 (RGBA), "
+                         f"got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"empty image array (shape {array.shape})")
+    if array.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image array (values 0-255), got {array.dtype}")
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise InputError(f"expected an HxWx3 RGB array, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise InputError(f"expected a uint8 RGB array, got {array.dtype}")
     return np.ascontiguousarray(array[:, :, :3])
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, ModelUnavailableError
+from core.imageio import rgb_array
 
 FINDERS = ("auto", "mtcnn", "haar")
 
@@ -83,15 +84,12 @@ def resolve(finder: str = "auto") -> str:
     return finder
 
 
-@lru_cache(maxsize=1)
 def _mtcnn_installed() -> bool:
+    """Asked anew each time (it is cheap), so a long-running process picks MTCNN up once it is installed; weights
+    that are installed but differ from their pins are then an error when MTCNN loads, not a silent fallback."""
     from detectors.deepfake import mtcnn
 
-    try:
-        mtcnn.weights_folder()
-    except ModelUnavailableError:
-        return False
-    return True
+    return mtcnn.installed()
 
 
 def finder_id(finder: str = "auto") -> str:
@@ -104,17 +102,15 @@ def finder_id(finder: str = "auto") -> str:
 
 
 def find_faces(image: Any, *, min_size: float = 0.08, max_faces: int = 16, finder: str = "auto") -> list[Box]:
-    """Faces in ``image`` (PIL image, RGB or greyscale ``uint8`` array), largest first.
+    """Faces in ``image`` (PIL image of any mode, RGB or greyscale ``uint8`` array: ``core.imageio.rgb_array``),
+    largest first.
 
     ``min_size`` is the smallest face side as a fraction of the image's shorter side (and at least 24 pixels for
     the cascade, 20 for MTCNN): tiny detections are mostly false positives and too small to judge anyway. Both
     finders search from the scale where that smallest face fills their window, which makes a phone photo cost
     about what a thumbnail does; boxes are in the pixels of ``image``, clipped to it.
     """
-    rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    rgb = np.ascontiguousarray(rgb[:, :, :3])
+    rgb = rgb_array(image)
     boxes = _mtcnn(rgb, min_size) if resolve(finder) == "mtcnn" else _haar(rgb, min_size)
     boxes.sort(key=lambda b: b.w * b.h, reverse=True)
     return boxes[:max_faces]

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
 from core.hashing import sha256_file
+from core.weights import package_file, package_folder, torch_load, weights_package
 
 PACKAGE = "facenet_pytorch"
 FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -36,18 +37,17 @@ WINDOW = 12  # P-Net's window: a face this many pixels wide at some pyramid scal
 
 
 def weights_folder() -> Path:
-    """The folder of the three state dicts inside the installed facenet-pytorch (found without importing it)."""
-    import importlib.util
+    """The folder of the three state dicts inside the installed facenet-pytorch, found without importing it and
+    each file checked against its pinned SHA-256 (``core.weights.PACKAGES``, where it is ``mtcnn``);
+    ``ModelUnavailableError`` with the install line when it is not installed or a file differs from its pin."""
+    return package_file(PACKAGE, "data")
 
-    spec = importlib.util.find_spec(PACKAGE)
-    for folder in list(spec.submodule_search_locations or []) if spec else []:
-        data = Path(folder) / "data"
-        if all((data / name).is_file() for name in FILES):
-            return data
-    raise ModelUnavailableError(
-        "MTCNN weights not found: `guard models install mtcnn` (facenet-pytorch's data/ folder holds pnet.pt, "
-        "rnet.pt and onet.pt)"
-    )
+
+def installed() -> bool:
+    """Whether facenet-pytorch's three files are on this machine: a few file look-ups, no hashing, so it can be
+    asked for every image (a server sees the package once it is installed); ``weights_folder`` verifies them."""
+    folder = package_folder(weights_package(PACKAGE))
+    return folder is not None and all((folder / "data" / name).is_file() for name in FILES)
 
 
 def _networks():
@@ -213,17 +213,13 @@ def nms(boxes: np.ndarray, threshold: float, *, by_min: bool = False) -> np.ndar
 @lru_cache(maxsize=4)
 def load(folder: str | None = None) -> Mtcnn:
     """The three networks from ``folder`` (default: the installed facenet-pytorch's), one copy per process."""
-    import torch
-
     path = Path(folder) if folder else weights_folder()
     nets = _networks()
     digests = []
     for net, name in zip(nets, FILES):
         file = path / name
-        if not file.is_file():
-            raise ModelUnavailableError(f"{file}: MTCNN weights not found")
+        state = torch_load(file, "MTCNN weights")
         try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
             net.load_state_dict(state, strict=True)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{file}: not the MTCNN state dict this finder expects ({str(exc)[:200]})") from None

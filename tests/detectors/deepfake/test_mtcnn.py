@@ -48,6 +48,9 @@ def test_state_dicts_load_strictly_and_errors_name_the_file(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, broken / "rnet.pt")
     with pytest.raises(InputError, match="rnet.pt: not the MTCNN state dict"):
         mtcnn.load(str(broken))
+    (broken / "rnet.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="rnet.pt: not a PyTorch file"):
+        mtcnn.load(str(broken))
     (folder / "onet.pt").unlink()
     mtcnn.load.cache_clear()
     with pytest.raises(ModelUnavailableError, match="onet.pt: MTCNN weights not found"):
@@ -98,6 +101,29 @@ def test_finder_option_picks_a_finder(photos, tmp_path):
     detector = DeepfakeDetector(backend="spectral", checkpoint=str(model), face_finder="haar")
     assert detector.plan.finder == "haar" and detector.preprocess["face_finder"] == "haar"
     assert "face_finder" not in DeepfakeDetector(backend="spectral", checkpoint=str(model), faces=False).preprocess
+
+
+def test_installed_weights_that_differ_from_their_pins_are_unavailable(tmp_path, monkeypatch):
+    """facenet-pytorch laid out on ``sys.path`` (never imported) with state dicts that are not the released ones."""
+    package = tmp_path / "site" / "facenet_pytorch"
+    _save_state_dicts(package / "data")
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelUnavailableError, match=r"mtcnn: data/\w+\.pt is SHA-256 [0-9a-f]{64}, expected"):
+        mtcnn.weights_folder()
+
+
+def test_auto_sees_mtcnn_installed_while_the_process_runs(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "facenet_pytorch"
+    _save_state_dicts(package / "data")
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    (package / "data" / "onet.pt").rename(tmp_path / "onet.pt")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert faces.resolve("auto") == "haar"  # not (completely) installed
+    (tmp_path / "onet.pt").rename(package / "data" / "onet.pt")
+    assert faces.resolve("auto") == "mtcnn"
+    with pytest.raises(ModelUnavailableError, match="is SHA-256"):  # installed, but not the pinned weights
+        faces.find_faces(np.zeros((64, 64, 3), np.uint8))
 
 
 def _real_weights():

