@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -35,23 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import _photos  # noqa: E402
 
-def make_jpegs(folder: Path, n: int, size: int = 224) -> list[str]:
-    """``n`` distinct 224 x 224 JPEG files cut from scikit-image's photographs."""
-    from PIL import Image
-    from skimage import data
 
-    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.immunohistochemistry()]
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        image = sources[i % len(sources)]
-        y, x = rng.integers(0, image.shape[0] - size), rng.integers(0, image.shape[1] - size)
-        path = folder / f"{i:05d}.jpg"
-        Image.fromarray(image[y : y + size, x : x + size]).save(path, quality=90)
-        paths.append(str(path))
-    return paths
+def make_jpegs(folder: Path, n: int) -> list[str]:
+    return _photos.make_jpegs(folder, n, size=224)
 
 
 def build_resnet50(folder: Path) -> Path:
