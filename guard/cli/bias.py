@@ -143,10 +143,12 @@ def register(app: typer.Typer) -> None:
             from guard.bias.completions import read_completions
 
             saved = read_completions(completions, prompt_set)  # before any scorer loads
+            generator_info = saved.generator
         else:
             from guard.bias.generation import build_generator
 
             backend = build_generator(generator)
+            generator_info = backend.info.to_dict()  # loads the model now: a bad one fails before any scoring
             if loaded is not None:  # with a policy, completions go through the guarded pipeline and are logged
                 from guard.pipeline.guard import Guard
 
@@ -163,11 +165,10 @@ def register(app: typer.Typer) -> None:
         if saved is not None:
             from guard.bias.audit import rescore
 
-            generator_info = saved.generator
             scored = _with_progress("scoring", len(saved.generated), lambda progress: rescore(
                 saved.generated, toxicity=scorer, toxicity_label=label, regard=regard_scorer, progress=progress))
         else:
-            generator_info, scored = _generate_and_score(
+            scored = _generate_and_score(
                 backend, prompt_set, guard, settings.seed, max_new_tokens, samples, save_completions,
                 toxicity=scorer, toxicity_label=label, regard=regard_scorer)
 
@@ -188,7 +189,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _generate_and_score(backend, prompt_set, guard, seed, max_new_tokens, samples, save, **scoring):
-    """Generate and score every completion (keeping each in ``save`` when given); the generator's info too."""
+    """Generate and score every completion, keeping each in ``save`` (a JSONL file) when given."""
     from contextlib import nullcontext
 
     from guard.bias.audit import collect
@@ -197,12 +198,11 @@ def _generate_and_score(backend, prompt_set, guard, seed, max_new_tokens, sample
 
     params = sampling_params(backend, max_new_tokens=max_new_tokens)
     generate = generate_fn(backend, seed=seed, guard=guard, **params)
-    info = backend.info.to_dict()
-    writer = CompletionWriter(save, prompt_set, info, params, seed) if save is not None else None
+    writer = CompletionWriter(save, prompt_set, backend.info.to_dict(), params, seed) if save is not None else None
     with writer or nullcontext():
         scored = _with_progress("generating and scoring", len(prompt_set.prompts) * samples, lambda progress: collect(
             prompt_set.prompts, generate, samples=samples, progress=progress, save=writer, **scoring))
-    return info, scored
+    return scored
 
 
 def _with_progress(what, total, work):
