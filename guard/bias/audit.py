@@ -50,6 +50,7 @@ from guard.policy import METRICS, BiasPolicy
 LabelScorer = Callable[[list[str]], list[Mapping[str, float]]]
 Generate = Callable[[list[str]], list["str | None"]]
 Progress = Callable[[int, int], None]
+Generated = tuple[int, int, "str | None"]  # prompt index, sample, completion (None: the guard blocked it)
 
 
 # -- collecting ------------------------------------------------------------------------------------------
@@ -97,8 +98,10 @@ def collect(
     regard: RegardScorer | None = None,
     batch_size: int = 64,
     progress: Progress | None = None,
+    save: Callable[[list[Generated]], None] | None = None,
 ) -> list[Completion]:
-    """Generate ``samples`` completions for every prompt (in batches) and score them."""
+    """Generate ``samples`` completions for every prompt (in batches) and score them. ``save`` receives each
+    batch as generated, before it is scored (``guard.bias.completions.CompletionWriter`` keeps them)."""
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     jobs = [(i, k) for i in range(len(prompts)) for k in range(samples)]
@@ -111,25 +114,61 @@ def collect(
         for text in texts:
             if text is not None and not isinstance(text, str):
                 raise TypeError(f"generator returned {type(text).__name__}; expected str (or None when blocked)")
-        kept = [t for t in texts if t is not None]
-        tox = list(toxicity(kept)) if kept else []
-        reg: list[Regard] = list(regard(kept)) if regard is not None and kept else []
-        scored = iter(range(len(kept)))
-        for (i, k), text in zip(batch, texts):
-            if text is None:
-                out.append(Completion(i, k, None))
-                continue
-            j = next(scored)
-            labels = tox[j]
-            require_label(labels, toxicity_label)
-            r = reg[j] if reg else None
-            out.append(Completion(
-                i, k, text, float(labels[toxicity_label]),
-                float(labels["identity_attack"]) if "identity_attack" in labels else None,
-                r.negative if r else None, r.label if r else None,
-            ))
+        generated = [(i, k, text) for (i, k), text in zip(batch, texts)]
+        if save is not None:
+            save(generated)
+        out += score(generated, toxicity=toxicity, toxicity_label=toxicity_label, regard=regard)
         if progress is not None:
             progress(min(begin + batch_size, len(jobs)), len(jobs))
+    return out
+
+
+def rescore(
+    generated: Sequence[Generated],
+    *,
+    toxicity: LabelScorer,
+    toxicity_label: str = "toxicity",
+    regard: RegardScorer | None = None,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> list[Completion]:
+    """Score completions generated earlier (``guard.bias.completions.read_completions``), in the batches
+    ``collect`` scores them in, so a rescore with the same scorer repeats the original scores."""
+    out: list[Completion] = []
+    for begin in range(0, len(generated), batch_size):
+        out += score(generated[begin : begin + batch_size], toxicity=toxicity, toxicity_label=toxicity_label,
+                     regard=regard)
+        if progress is not None:
+            progress(min(begin + batch_size, len(generated)), len(generated))
+    return out
+
+
+def score(
+    generated: Sequence[Generated],
+    *,
+    toxicity: LabelScorer,
+    toxicity_label: str = "toxicity",
+    regard: RegardScorer | None = None,
+) -> list[Completion]:
+    """Score one batch of completions as one scorer call (blocked ones, None, are kept unscored)."""
+    kept = [text for _, _, text in generated if text is not None]
+    tox = list(toxicity(kept)) if kept else []
+    reg: list[Regard] = list(regard(kept)) if regard is not None and kept else []
+    scored = iter(range(len(kept)))
+    out: list[Completion] = []
+    for i, k, text in generated:
+        if text is None:
+            out.append(Completion(i, k, None))
+            continue
+        j = next(scored)
+        labels = tox[j]
+        require_label(labels, toxicity_label)
+        r = reg[j] if reg else None
+        out.append(Completion(
+            i, k, text, float(labels[toxicity_label]),
+            float(labels["identity_attack"]) if "identity_attack" in labels else None,
+            r.negative if r else None, r.label if r else None,
+        ))
     return out
 
 

@@ -69,7 +69,10 @@ DatasetDownloadsOpt = allow_downloads_option("HolisticBias/BOLD into the cache w
 def register(app: typer.Typer) -> None:
     @app.command("bias-audit")
     def bias_audit(
-        generator: Annotated[str, typer.Option(help="Model hub id or folder, or module:function / file.py:function.")],
+        generator: Annotated[Optional[str], typer.Option(
+            help="Model hub id or folder, or module:function / file.py:function.")] = None,
+        completions: Annotated[Optional[Path], typer.Option(
+            help="Rescore the completions a --save-completions run wrote, instead of generating.")] = None,
         prompts: Annotated[str, typer.Option(
             help="templates, holistic-bias[:FOLDER], bold[:PATH], or a .json/.yaml/.jsonl file.")] = "templates",
         samples: Annotated[int, typer.Option(min=1, help="Completions per prompt (RealToxicityPrompts uses 25).")] = 5,
@@ -94,20 +97,27 @@ def register(app: typer.Typer) -> None:
         self_audit: Annotated[bool, typer.Option(help="Also audit the scorer on harmless identity sentences.")] = True,
         allow_downloads: DatasetDownloadsOpt = False,
         html: Annotated[Optional[Path], typer.Option(help="Write an HTML report with charts to this file.")] = None,
+        save_completions: Annotated[Optional[Path], typer.Option(
+            help="Write every completion to this JSONL file as it is generated.")] = None,
         log: LogOpt = None,
         keys_dir: KeysOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Counterfactual bias audit: exit 1 when a group's disparity exceeds the tolerance, 2 on bad input."""
-        from guard.bias.audit import DetectorScorer, analyse, collect
-        from guard.bias.generation import build_generator, generate_fn, sampling_params
+        from guard.bias.audit import DetectorScorer, analyse
         from guard.bias.prompts import load_prompt_set
         from guard.bias.scorer_audit import audit_scorer
         from guard.pipeline.checker import Checker
         from guard.cli._output import stderr
         from core.errors import InputError
 
+        if (generator is None) == (completions is None):
+            raise InputError("give --generator to generate completions, or --completions FILE to rescore saved "
+                             "ones (not both)")
+        if completions is not None and save_completions is not None:
+            raise InputError("--save-completions: the completions are already saved in --completions")
         check_out(html, "--html")  # before any model loads or any completion is generated
+        check_out(save_completions, "--save-completions")
         settings, loaded = _settings(policy, {
             "toxicity_threshold": threshold, "max_difference": max_difference, "min_ratio": min_ratio,
             "n_boot": n_boot, "seed": seed,
@@ -128,33 +138,47 @@ def register(app: typer.Typer) -> None:
                 regard_scorer = make_regard(regard, **({"label_map": label_map} if label_map else {}))
             except InputError as exc:
                 raise InputError(f"--regard {regard}: {exc}") from None
-        backend = build_generator(generator)
-        guard = None
-        if loaded is not None:  # with a policy, completions go through the guarded pipeline and are logged
-            from guard.pipeline.guard import Guard
+        saved = backend = guard = None
+        if completions is not None:
+            from guard.bias.completions import read_completions
 
-            guard = Guard(loaded, log=log, keys=keys_dir)
+            saved = read_completions(completions, prompt_set)  # before any scorer loads
+            generator_info = saved.generator
+        else:
+            from guard.bias.generation import build_generator
+
+            backend = build_generator(generator)
+            generator_info = backend.info.to_dict()  # loads the model now: a bad one fails before any scoring
+            if loaded is not None:  # with a policy, completions go through the guarded pipeline and are logged
+                from guard.pipeline.guard import Guard
+
+                guard = Guard(loaded, log=log, keys=keys_dir)
         # The guard's checker builds the scorer, so a detector the policy also runs is loaded once.
         checker = guard.checker if guard is not None else Checker()
         scorer = DetectorScorer(checker.detector(detector_name, options))
-        generate = generate_fn(backend, seed=settings.seed, guard=guard,
-                               **sampling_params(backend, max_new_tokens=max_new_tokens))
 
         scorer_report = None
         if self_audit:
             stderr.print(f"auditing the scorer {detector_name}:{label} on harmless identity sentences…")
             scorer_report = audit_scorer(scorer, label=label, threshold=settings.toxicity_threshold,
                                          max_fpr=settings.max_scorer_fpr, confidence=settings.confidence)
-        completions = _collect_with_progress(collect, prompt_set.prompts, generate, samples, scorer, label,
-                                             regard_scorer)
+        if saved is not None:
+            from guard.bias.audit import rescore
+
+            scored = _with_progress("scoring", len(saved.generated), lambda progress: rescore(
+                saved.generated, toxicity=scorer, toxicity_label=label, regard=regard_scorer, progress=progress))
+        else:
+            scored = _generate_and_score(
+                backend, prompt_set, guard, settings.seed, max_new_tokens, samples, save_completions,
+                toxicity=scorer, toxicity_label=label, regard=regard_scorer)
 
         meta = {
-            "generator": backend.info.to_dict(),
+            "generator": generator_info,
             "prompt_set": prompt_set.describe(),
             "scorers": {"toxicity": f"{detector_name}:{label} ({scorer.model_id})",
                         "regard": regard_scorer.model_id if regard_scorer is not None else None},
         }
-        result = replace(analyse(prompt_set.prompts, completions, settings, meta=meta), scorer_audit=scorer_report)
+        result = replace(analyse(prompt_set.prompts, scored, settings, meta=meta), scorer_audit=scorer_report)
         if html is not None:
             from guard.bias.html import render_html_page
 
@@ -164,16 +188,32 @@ def register(app: typer.Typer) -> None:
             raise Finding(f"{len(result.flags)} disparities flagged over {result.prompts} prompts")
 
 
-def _collect_with_progress(collect, prompts, generate, samples, scorer, label, regard):
+def _generate_and_score(backend, prompt_set, guard, seed, max_new_tokens, samples, save, **scoring):
+    """Generate and score every completion, keeping each in ``save`` (a JSONL file) when given."""
+    from contextlib import nullcontext
+
+    from guard.bias.audit import collect
+    from guard.bias.completions import CompletionWriter
+    from guard.bias.generation import generate_fn, sampling_params
+
+    params = sampling_params(backend, max_new_tokens=max_new_tokens)
+    generate = generate_fn(backend, seed=seed, guard=guard, **params)
+    writer = CompletionWriter(save, prompt_set, backend.info.to_dict(), params, seed) if save is not None else None
+    with writer or nullcontext():
+        scored = _with_progress("generating and scoring", len(prompt_set.prompts) * samples, lambda progress: collect(
+            prompt_set.prompts, generate, samples=samples, progress=progress, save=writer, **scoring))
+    return scored
+
+
+def _with_progress(what, total, work):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from guard.cli._output import stderr
 
-    with Progress(TextColumn("generating and scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=stderr, transient=True) as bar:
-        task = bar.add_task("audit", total=len(prompts) * samples)
-        return collect(prompts, generate, samples=samples, toxicity=scorer, toxicity_label=label, regard=regard,
-                       progress=lambda done, total: bar.update(task, completed=done))
+        task = bar.add_task("audit", total=total)
+        return work(lambda done, total: bar.update(task, completed=done))
 
 
 def _human(console, result) -> None:

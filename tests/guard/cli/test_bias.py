@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 from tests.fixtures.bias import RIGGED
@@ -77,12 +78,19 @@ def test_a_transformers_generator_end_to_end_is_reproducible(cli, tmp_path, deto
             "--max-new-tokens", "6", "--toxicity-option", f"checkpoint={detoxify_files.checkpoint}",
             "--toxicity-option", f"config_dir={detoxify_files.config_dir}", "--no-self-audit", "--json",
             "--n-boot", "200"]
-    first, second = cli(*args), cli(*args)
+    saved = tmp_path / "completions.jsonl"
+    first, second = cli(*args, "--save-completions", saved), cli(*args)
     assert first.exit_code in (0, 1) and first.exit_code == second.exit_code, first.stderr
     report = first.json
     assert report["completions"] == 7 * 12 and report["generator"]["name"] == "transformers"
     assert report["generator"]["weights_sha256"] and report["scorers"]["toxicity"].startswith("toxicity:toxicity")
     assert report["axes"] == second.json["axes"]
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [0] * 64 + [1] * 20  # batches of 64, seeded seed + batch
+    assert lines[0]["params"] == {"do_sample": True, "top_p": 0.9, "max_new_tokens": 6}
+    assert lines[0]["generator"]["weights_sha256"] == report["generator"]["weights_sha256"]
+    rescored = cli(*[a for a in args if a != model and a != "--generator"], "--completions", saved)
+    assert rescored.exit_code == first.exit_code and rescored.json == report, rescored.stderr
 
 
 def test_a_generator_that_raises_or_returns_no_text_is_bad_input_not_a_crash(cli, tmp_path):
@@ -95,3 +103,49 @@ def test_a_generator_that_raises_or_returns_no_text_is_bad_input_not_a_crash(cli
         assert result.exit_code == 2, result.stderr
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and f"generator {generators}:{name} " in line and message in line
+
+
+def test_saved_completions_rescore_to_the_same_report(cli, tmp_path):
+    saved = tmp_path / "completions.jsonl"
+    first = cli(*AUDIT, "--generator", f"{RIGGED}:rigged", "--save-completions", saved, "--json")
+    assert first.exit_code == 1, first.stderr
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert len(lines) == first.json["completions"]
+    assert lines[0]["generator"] == first.json["generator"] and lines[0]["seed"] is None  # a callable: no seed
+    assert lines[0]["prompt_set"] == first.json["prompt_set"]["sha256"]
+    assert {(line["prompt"], line["sample"]) for line in lines} == {(i, k) for i in range(len(lines) // 8)
+                                                                    for k in range(8)}
+    again = cli(*AUDIT, "--completions", saved, "--json")
+    assert again.exit_code == 1, again.stderr
+    assert again.json == first.json
+
+
+def test_bad_completion_files_exit_2_naming_file_and_line(cli, tmp_path):
+    saved = tmp_path / "completions.jsonl"
+    assert cli(*AUDIT, "--generator", f"{RIGGED}:even", "--save-completions", saved,
+               "--no-self-audit").exit_code == 0
+    lines = saved.read_text().splitlines()
+    broken, empty, truncated = tmp_path / "broken.jsonl", tmp_path / "empty.jsonl", tmp_path / "cut.jsonl"
+    broken.write_text("\n".join([*lines[:2], '{"prompt": 3,', *lines[3:]]) + "\n")
+    empty.write_text("")
+    truncated.write_text("\n".join(lines)[:-20])
+    other = tmp_path / "prompts.jsonl"
+    other.write_text('{"text": "Muslims are", "axis": "religion", "group": "muslim"}\n')
+    cases = [
+        (broken, [], f"error: {broken}:3: malformed JSON: Expecting property name enclosed in double quotes"),
+        (empty, [], f"error: {empty}: no completions in the file"),
+        (truncated, [], f"error: {truncated}:{len(lines)}: malformed JSON"),
+        (saved, ["--per-group", "6"], f"error: {saved}:9: written for another prompt set (prompt 1 is "),
+        (saved, ["--prompts", other], f"error: {saved}:1: written for another prompt set (prompt set SHA-256 "),
+        (tmp_path / "absent.jsonl", [], f"error: {tmp_path / 'absent.jsonl'}: cannot read completions"),
+    ]
+    for path, extra, message in cases:
+        result = cli(*AUDIT, "--completions", path, "--no-self-audit", *extra)
+        assert result.exit_code == 2, (path, extra, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(message), (path, extra, line)
+    for extra, message in ((["--generator", f"{RIGGED}:even", "--completions", saved], "not both"),
+                           ([], "give --generator"),
+                           (["--completions", saved, "--save-completions", tmp_path / "x.jsonl"], "already saved")):
+        result = cli(*AUDIT, *extra)
+        assert result.exit_code == 2 and message in result.stderr, (extra, result.stderr)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import InputError
+from guard.bias.completions import MAX_LINE, CompletionWriter, read_completions
+from guard.bias.prompts import load_prompt_set
+
+GENERATOR = {"name": "callable", "model_id": "api:generate", "revision": None, "weights_sha256": None}
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    prompt_set = load_prompt_set("templates", per_group=1, axes=["religion"])
+    path = tmp_path / "completions.jsonl"
+    with CompletionWriter(path, prompt_set, GENERATOR, {"top_p": 0.9}, 4) as write:
+        write([(0, 0, "they came home."), (0, 1, None)])
+        write([(1, 0, "they left.")])
+    return prompt_set, path
+
+
+def test_written_lines_read_back_in_order(saved):
+    prompt_set, path = saved
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [4, 4, 5]
+    assert lines[1]["completion"] is None and lines[0]["text"] == prompt_set.prompts[0].text
+    back = read_completions(path, prompt_set)
+    assert back.generated == [(0, 0, "they came home."), (0, 1, None), (1, 0, "they left.")]
+    assert back.generator == GENERATOR
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda line: [1, 2], r":2: expected a JSON object, got list"),
+    (lambda line: {k: v for k, v in line.items() if k != "seed"}, r":2: not a completion record \(missing seed\)"),
+    (lambda line: {**line, "sample": True}, r":2: 'sample' must be a non-negative integer"),
+    (lambda line: {**line, "completion": 7}, r":2: 'completion' must be a string, or null"),
+    (lambda line: {**line, "sample": 0}, r":2: prompt 0 sample 0 repeats line 1"),
+    (lambda line: {**line, "generator": {**GENERATOR, "model_id": "other"}}, r":2: generator 'other' differs"),
+    (lambda line: {**line, "prompt": 10**6}, r":2: written for another prompt set \(prompt 1000000, but"),
+])
+def test_bad_lines_are_refused_naming_the_line(saved, edit, message):
+    prompt_set, path = saved
+    lines = path.read_text().splitlines()
+    lines[1] = json.dumps(edit(json.loads(lines[1])))
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=f"^{path}{message}"):
+        read_completions(path, prompt_set)
+
+
+def test_an_overlong_line_is_refused_without_reading_it_whole(saved):
+    prompt_set, path = saved
+    path.write_bytes(b"x" * (MAX_LINE * 3))
+    with pytest.raises(InputError, match=f"^{path}:1: line longer than"):
+        read_completions(path, prompt_set)
