@@ -28,21 +28,19 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import _photos  # noqa: E402
+from benchmarks._deepfake_bench import GpuSampler, make_jpegs as _make_jpegs  # noqa: E402
 
 
 def make_jpegs(folder: Path, n: int) -> list[str]:
-    return _photos.make_jpegs(folder, n, size=256)
+    return _make_jpegs(folder, n, size=256)
 
 
 def resnet50_checkpoint(path: Path, width: int = 64) -> Path:
@@ -101,33 +99,6 @@ def clip_vitb16(folder: Path) -> tuple[Path, Path]:
     probe = folder / "fc_weights.pth"
     torch.save({"weight": torch.randn(1, 512) * 0.02, "bias": torch.zeros(1)}, probe)
     return target, probe
-
-
-class GpuSampler:
-    """GPU utilisation every 100 ms (``torch.cuda.utilization``: needs nvidia-ml-py; else "n/a")."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.samples, self._stop = enabled, [], threading.Event()
-
-    def __enter__(self):
-        if self.enabled:
-            threading.Thread(target=self._run, daemon=True).start()
-        return self
-
-    def _run(self) -> None:
-        import torch
-
-        while not self._stop.wait(0.1):
-            try:
-                self.samples.append(torch.cuda.utilization())
-            except Exception:  # noqa: BLE001 - no NVML
-                return
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-
-    def summary(self) -> str:
-        return f"GPU {statistics.mean(self.samples):.0f}%" if self.samples else "GPU n/a"
 
 
 def synchronize(device: str) -> None:

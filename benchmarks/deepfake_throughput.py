@@ -27,21 +27,19 @@ of scoring a file (decode, resize, crop, one ONNX call, the head), one at a time
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import _photos  # noqa: E402
+from benchmarks._deepfake_bench import GpuSampler, make_jpegs as _make_jpegs  # noqa: E402
 
 
 def make_jpegs(folder: Path, n: int) -> list[str]:
-    return _photos.make_jpegs(folder, n, size=224)
+    return _make_jpegs(folder, n, size=224)
 
 
 def build_resnet50(folder: Path) -> Path:
@@ -74,34 +72,6 @@ def build_clip_vitl14(folder: Path) -> tuple[Path, Path]:
     probe = folder / "fc_weights.pth"
     torch.save({"weight": torch.randn(1, 768) * 0.02, "bias": torch.zeros(1)}, probe)
     return target, probe
-
-
-class GpuSampler:
-    """GPU utilisation sampled every 100 ms (``torch.cuda.utilization``, which needs pynvml/nvidia-ml-py)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.samples, self._stop = enabled, [], threading.Event()
-
-    def __enter__(self):
-        if self.enabled:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        import torch
-
-        while not self._stop.wait(0.1):
-            try:
-                self.samples.append(torch.cuda.utilization())
-            except Exception:  # noqa: BLE001 - no NVML: report n/a
-                return
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-
-    def summary(self) -> str:
-        return f"{statistics.mean(self.samples):.0f}% mean" if self.samples else "n/a"
 
 
 def timed(fn, n: int) -> float:
@@ -139,7 +109,7 @@ def bench(name: str, paths: list[str], peer_model, ours_options: dict, args) -> 
                          len(paths))
         runner = ours.backend().runner
         used = "int8" if runner.int8 else "bf16" if runner.bf16 else "fp32"
-        note = f"{used}, workers={ours.workers if ours.workers is not None else 'auto'}, GPU {gpu.summary()}"
+        note = f"{used}, workers={ours.workers if ours.workers is not None else 'auto'}, {gpu.summary()}"
         if used == "fp32":
             reference = scores
         else:
