@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,22 +105,23 @@ def collect(
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     jobs = [(i, k) for i in range(len(prompts)) for k in range(samples)]
-    out: list[Completion] = []
-    for begin in range(0, len(jobs), batch_size):
-        batch = jobs[begin : begin + batch_size]
-        texts = list(generate([prompts[i].text for i, _ in batch]))
-        if len(texts) != len(batch):
-            raise ValueError(f"generator returned {len(texts)} completions for {len(batch)} prompts")
-        for text in texts:
-            if text is not None and not isinstance(text, str):
-                raise TypeError(f"generator returned {type(text).__name__}; expected str (or None when blocked)")
-        generated = [(i, k, text) for (i, k), text in zip(batch, texts)]
-        if save is not None:
-            save(generated)
-        out += score(generated, toxicity=toxicity, toxicity_label=toxicity_label, regard=regard)
-        if progress is not None:
-            progress(min(begin + batch_size, len(jobs)), len(jobs))
-    return out
+
+    def batches() -> Iterator[list[Generated]]:
+        for begin in range(0, len(jobs), batch_size):
+            batch = jobs[begin : begin + batch_size]
+            texts = list(generate([prompts[i].text for i, _ in batch]))
+            if len(texts) != len(batch):
+                raise ValueError(f"generator returned {len(texts)} completions for {len(batch)} prompts")
+            for text in texts:
+                if text is not None and not isinstance(text, str):
+                    raise TypeError(f"generator returned {type(text).__name__}; expected str (or None when blocked)")
+            generated = [(i, k, text) for (i, k), text in zip(batch, texts)]
+            if save is not None:
+                save(generated)
+            yield generated
+
+    return _score_batches(batches(), len(jobs), toxicity=toxicity, toxicity_label=toxicity_label, regard=regard,
+                          progress=progress)
 
 
 def rescore(
@@ -134,12 +135,26 @@ def rescore(
 ) -> list[Completion]:
     """Score completions generated earlier (``guard.bias.completions.read_completions``), in the batches
     ``collect`` scores them in, so a rescore with the same scorer repeats the original scores."""
+    batches = (generated[begin : begin + batch_size] for begin in range(0, len(generated), batch_size))
+    return _score_batches(batches, len(generated), toxicity=toxicity, toxicity_label=toxicity_label, regard=regard,
+                          progress=progress)
+
+
+def _score_batches(
+    batches: Iterable[Sequence[Generated]],
+    total: int,
+    *,
+    toxicity: LabelScorer,
+    toxicity_label: str,
+    regard: RegardScorer | None,
+    progress: Progress | None,
+) -> list[Completion]:
+    """Score batch by batch (one scorer call each), reporting progress after each."""
     out: list[Completion] = []
-    for begin in range(0, len(generated), batch_size):
-        out += score(generated[begin : begin + batch_size], toxicity=toxicity, toxicity_label=toxicity_label,
-                     regard=regard)
+    for batch in batches:
+        out += score(batch, toxicity=toxicity, toxicity_label=toxicity_label, regard=regard)
         if progress is not None:
-            progress(min(begin + batch_size, len(generated)), len(generated))
+            progress(len(out), total)
     return out
 
 
