@@ -352,3 +352,19 @@ def verified_path(pkg: WeightsPackage, relative: str = "") -> Path:
 def package_file(name: str, relative: str) -> Path:
     """File or folder ``relative`` of the weights package ``name`` in ``PACKAGES``, verified (``verified_path``)."""
     return verified_path(weights_package(name), relative)
+
+
+def json_load(path: str | Path, what: str, hint: str = "") -> tuple[object, str]:
+    """A JSON model file's contents and the SHA-256 of the bytes they were parsed from (one read, so the digest a
+    record names is that of what was loaded). ``what`` and ``hint`` word the errors: ``ModelUnavailableError`` when
+    the file is missing, ``InputError`` when it is not JSON."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(f"{path}: {what} not found" + (f" ({hint})" if hint else ""))
+    raw = path.read_bytes()
+    try:
+        return json.loads(raw), hashlib.sha256(raw).hexdigest()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None

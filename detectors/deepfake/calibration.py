@@ -27,7 +27,6 @@ preprocessing fails.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
+from core.weights import json_load
 
 FORMAT = "genguard.deepfake-calibration/v2"
 OLD_FORMATS = ("genguard.deepfake-calibration/v1",)
@@ -103,13 +103,7 @@ class Calibration:
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
         path = Path(path)
-        if not path.is_file():
-            raise ModelUnavailableError(f"{path}: calibration file not found (make one with `guard detector calibrate`)")
-        raw = path.read_bytes()
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not JSON ({exc})") from None
+        data, digest = json_load(path, "calibration file", "make one with `guard detector calibrate`")
         found = data.pop("format", None) if isinstance(data, dict) else None
         if found in OLD_FORMATS:
             raise InputError(f"{path}: made by an older version ({found}) that did not record the weights hash and "
@@ -117,7 +111,7 @@ class Calibration:
         if found != FORMAT:
             raise InputError(f"{path}: not a calibration file (format is not {FORMAT!r})")
         try:
-            calibration = cls(**data, sha256=hashlib.sha256(raw).hexdigest())
+            calibration = cls(**data, sha256=digest)
         except TypeError as exc:
             raise InputError(f"{path}: malformed calibration file ({exc})") from None
         if calibration.method not in ("conformal", "platt"):

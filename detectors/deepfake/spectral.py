@@ -16,7 +16,6 @@ normalised as in the paper. The model file is small JSON (scaler, coefficients, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
+from core.weights import json_load
 
 FORMAT = "genguard.spectral/v1"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -117,13 +117,7 @@ def load(path: str | Path | None) -> SpectralModel:
     if path is None:
         raise InputError("the spectral backend needs checkpoint: a model file from `guard detector train`")
     path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path}: spectral model file not found (make one with `guard detector train`)")
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
+    data, sha256 = json_load(path, "spectral model file", "make one with `guard detector train`")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not a spectral model file (format is not {FORMAT!r})")
     try:
@@ -138,7 +132,7 @@ def load(path: str | Path | None) -> SpectralModel:
         raise InputError(f"{path}: malformed spectral model ({exc})") from None
     if any(a.shape != (bins,) for a in arrays):
         raise InputError(f"{path}: mean, scale and coef must each hold {bins} values")
-    digest = hashlib.sha256(raw).hexdigest()[:16]
+    digest = sha256[:16]
     return SpectralModel(*arrays, intercept, bins, max_side, data.get("trained_on"), f"spectral:{path.name}@{digest}",
                          preprocess)
 
