@@ -14,7 +14,8 @@ from typing import Any
 
 from core.errors import VerificationError
 from guard.provenance import merkle
-from guard.provenance.log import ProvenanceLog
+from guard.provenance.checkpoint import SignedCheckpoint
+from guard.provenance.log import InclusionProof, ProvenanceLog
 
 
 @dataclass
@@ -209,3 +210,30 @@ def verify_log(
     if progress:
         progress(expected, total)
     return report
+
+
+class LeafMismatch(VerificationError):
+    """A stored record whose bytes do not hash to its stored leaf."""
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    proof: InclusionProof  # checked: against the tree and the record's leaf
+    latest: SignedCheckpoint | None  # the log's latest signed checkpoint
+    covered: bool  # ``latest`` covers the record and the proof is at its size (else at the current tree's)
+
+
+def check_inclusion(log: ProvenanceLog, stored) -> Inclusion:
+    """A stored record's leaf checked against its bytes and its inclusion proof against the tree: at the latest
+    signed checkpoint's size when that covers the record, else at the current size. Whether the checkpoint's
+    signature and root hold is the caller's to judge (it has the keys and words the report). ``LeafMismatch``
+    when the bytes do not hash to the leaf; a ``GuardError`` when the proof does not hold."""
+    if merkle.leaf_hash(stored.body) != stored.leaf_hash:
+        raise LeafMismatch(f"record {stored.index}: stored bytes do not hash to its leaf")
+    latest = log.latest_checkpoint()
+    covered = latest is not None and latest.checkpoint.size > stored.index
+    proof = log.inclusion_proof(stored.index, latest.checkpoint.size if covered else None)
+    proof.verify()
+    if proof.leaf_hash != stored.leaf_hash:
+        raise VerificationError("the proof is for a different leaf")
+    return Inclusion(proof, latest, covered)

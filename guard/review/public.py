@@ -131,25 +131,21 @@ def prove(log: ProvenanceLog, keys, stored) -> dict[str, Any]:
     """The record's inclusion proof, checked: its leaf against its bytes, the proof against the root, and that root
     against the latest signed checkpoint (signature checked with the log key) when the checkpoint covers it;
     otherwise against the current tree, saying that no signed checkpoint covers the record yet."""
-    from core.errors import GuardError, VerificationError
-    from guard.provenance import merkle
+    from core.errors import GuardError
+    from guard.provenance.verify import LeafMismatch, check_inclusion
 
     out: dict[str, Any] = {"verified": False, "signed": False, "checkpoint": None, "problems": []}
-    if merkle.leaf_hash(stored.body) != stored.leaf_hash:
+    try:
+        inclusion = check_inclusion(log, stored)
+    except LeafMismatch:
         out["problems"].append("the stored record does not hash to its leaf")
         return out
-    latest = log.latest_checkpoint()
-    covered = latest is not None and latest.checkpoint.size > stored.index
-    try:
-        proof = log.inclusion_proof(stored.index, latest.checkpoint.size if covered else None)
-        proof.verify()
-        if proof.leaf_hash != stored.leaf_hash:
-            raise VerificationError("the proof is for a different leaf")
-        out.update(proof.to_dict(), verified=True)
     except GuardError as exc:
         out["problems"].append(f"inclusion proof: {exc}")
         return out
-    if not covered:
+    proof, latest = inclusion.proof, inclusion.latest
+    out.update(proof.to_dict(), verified=True)
+    if not inclusion.covered:
         out["problems"].append(f"no signed checkpoint covers record {stored.index} yet"
                                + (f" (the latest covers {latest.checkpoint.size} records)" if latest else ""))
         return out

@@ -163,25 +163,24 @@ def _artifact_match(artifact: dict[str, Any], digest: dict[str, Any]) -> dict[st
 
 def _check_inclusion(log: ProvenanceLog, keys: KeyStore | None, stored, problems: list[str]) -> dict[str, Any]:
     """Check the record's leaf and inclusion proof; against the latest signed checkpoint when it covers it."""
-    from guard.provenance import merkle
+    from guard.provenance.verify import LeafMismatch, check_inclusion
 
     out: dict[str, Any] = {"verified": False}
-    if merkle.leaf_hash(stored.body) != stored.leaf_hash:
-        problems.append(f"record {stored.index}: stored bytes do not hash to its leaf")
-        return out
-    checkpoint = log.latest_checkpoint()
-    covered = checkpoint is not None and checkpoint.checkpoint.size > stored.index
     try:
-        proof = log.inclusion_proof(stored.index, checkpoint.checkpoint.size if covered else None)
-        proof.verify()
-        if proof.leaf_hash != stored.leaf_hash:
-            raise VerificationError("the proof is for a different leaf")
-        out.update(proof.to_dict(), verified=True)
-        if covered:
-            if proof.root != checkpoint.checkpoint.root:
+        inclusion = check_inclusion(log, stored)
+    except LeafMismatch as exc:
+        problems.append(str(exc))
+        return out
+    except GuardError as exc:
+        problems.append(f"inclusion proof: {exc}")
+        return out
+    out.update(inclusion.proof.to_dict(), verified=True)
+    try:
+        if inclusion.covered:
+            if inclusion.proof.root != inclusion.latest.checkpoint.root:
                 raise VerificationError("the log's tree does not match its signed checkpoint")
-            out["checkpoint"] = _checkpoint_status(log, keys, checkpoint)
-    except (VerificationError, GuardError) as exc:
+            out["checkpoint"] = _checkpoint_status(log, keys, inclusion.latest)
+    except GuardError as exc:
         out["verified"] = False
         problems.append(f"inclusion proof: {exc}")
     return out
