@@ -31,17 +31,20 @@ Design (``SCHEME``), in the order the embedder applies it:
    finds the shift, and the aligned coefficients, weighted by the noise in their ring and by how much of the
    mark the ring still holds (a low-pass fitted to the pilot), give one soft value per coded bit for the
    Viterbi decoder.
-   The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image); then, if none
-   decodes, the best of a search over tile size, aspect and rotation (a crop, a rotation, a screenshot): the
-   tiled pattern puts its energy on a lattice in the image's spectrum, whatever the translation, so each
-   candidate is scored by the spectral power at its points (cheap, no resampling), once on the payload
-   ring's lattice and once on the template's 12 points, and the best few by each score are refined and read.
-   Frame tilings are ranked by the same two scores. A v2 mark (no template) is read as before: by its frame
-   and its ring's lattice.
+   The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image) and the same
+   turned by small angles (a rotation, with the canvas kept or expanded, perhaps rescaled after); then, if none
+   decodes, the best of a search over tile size, aspect and rotation (a crop, a screenshot): the tiled pattern
+   puts its energy on a lattice in the image's spectrum, whatever the translation, so each candidate is scored
+   by the spectral power at its points (cheap, no resampling), once on the payload ring's lattice and once on
+   the template's 12 points, and the best few by each score are refined and read; the template is searched a
+   second time without rotation (crops, screenshots and rescales keep the image upright), where fewer chance
+   peaks compete and the refined tile is not tilted by noise. Frame tilings are ranked by the same two scores,
+   turned ones by the template's. A v2 mark (no template) is read as before: by its frame and its ring's
+   lattice.
 
 Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates are decoded per
 image and each matches by chance with probability 2**-40 on an image that holds no mark for this secret, so the
-false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 38 * 2**-40 ≈ 3.5e-11, whatever the image.
+false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 52 * 2**-40 ≈ 4.7e-11, whatever the image.
 """
 
 from __future__ import annotations
@@ -77,10 +80,12 @@ TEMPLATE_POINTS = 12
 TEMPLATE_SHARE = 0.15  # of the residual's power
 PEAKS_PER_GEOMETRY = 2
 FRAME_GEOMETRIES = 6  # frame tilings read per image: its own, and 5 more by each spectral score
-SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the two scores (lattice, template)
-MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + 2 * SEARCH_GEOMETRIES)  # decoded, at most
+SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the three searches (see ``_search``)
+TURNED_GEOMETRIES = 3  # the frame tilings turned by a small angle, read per image (see ``_turned_frames``)
+MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + TURNED_GEOMETRIES + 3 * SEARCH_GEOMETRIES)
 FALSE_ALARM_BOUND = MAX_ATTEMPTS * 2.0**-coding.TAG_BITS
 MAX_ROTATION = 6.0  # degrees searched either way
+_TURN_STEP = 0.25  # degrees between the turned frames scored (see ``_turned_frames``)
 _MAX_ASPECT_CHANGE = 2.0  # a rescale may stretch one side by up to this factor more than the other
 _HIGHPASS_SIGMA = 4.0  # working pixels
 _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
@@ -145,7 +150,8 @@ class ImageWatermarkResult:
     ``false_alarm_probability`` bounds the chance that an image without this secret's mark is reported found.
     ``tile_size`` (pixels, width and height) and ``rotation`` (degrees, counter-clockwise) describe the geometry
     the mark was read at; ``geometry`` says how it was found: ``frame`` (the image's own frame: untouched or
-    rescaled) or ``search`` (cropped, rotated, or otherwise moved).
+    rescaled), ``turned`` (a frame at a small angle: rotated, then perhaps rescaled) or ``search`` (cropped or
+    otherwise moved).
     """
 
     found: bool
@@ -491,7 +497,7 @@ class _Geometry:
     pixels of ``_Observed.base``. ``tiles`` is the frame tiling (down, across) for a frame geometry."""
 
     basis: np.ndarray
-    kind: str  # "frame" or "search"
+    kind: str  # "frame", "turned" or "search"
     tiles: tuple[int, int] | None = None
 
 
@@ -615,7 +621,43 @@ def _frame_geometries(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     for points in (_lattice_points(BAND[1]), layout.template):
         scores = _lattice_score(obs.power, obs.width, in_analysis, points)
         order += [i for i in (np.argsort(-scores[1:]) + 1)[: FRAME_GEOMETRIES - 1].tolist() if i not in order]
-    return [_Geometry(bases[i], "frame", tilings[i]) for i in order]
+    return [_Geometry(bases[i], "frame", tilings[i]) for i in order] + _turned_frames(obs, layout)
+
+
+def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
+    """The best ``TURNED_GEOMETRIES`` of the frame tilings turned by a small angle, by the template's score.
+
+    A rotation by up to ``MAX_ROTATION`` degrees, with the canvas kept (corners cut) or expanded to hold the
+    whole image, and any rescale after it, leaves the tile tied to a frame: the canvas's own, or the original
+    image's, which the expanded canvas's size and the angle give back. Scoring these few hundred exact
+    geometries finds a weak template that the search over every tile size, aspect and angle loses among the
+    chance peaks of its much larger grid.
+    """
+    h, w = obs.size
+    bh, bw = obs.base.shape
+    bases, angles = [], []
+    for theta in np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, _TURN_STEP)):
+        c, s = math.cos(theta), abs(math.sin(theta))
+        if s < 1e-6:
+            continue
+        for frame_h, frame_w in ((h, w), ((c * h - s * w) / (c * c - s * s), (c * w - s * h) / (c * c - s * s))):
+            if min(frame_h, frame_w) < MIN_SIDE // 4:
+                continue
+            for down, across in _tilings(round(frame_h), round(frame_w), nearby=True):
+                bases.append(np.diag([bw / w, bh / h]) @ _rotation(theta) @ np.diag([frame_w / across, frame_h / down]))
+                angles.append(theta)
+    if not bases:
+        return []
+    bases_array = np.array(bases)
+    scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases_array, layout.template)
+    picked: list[int] = []
+    for i in np.argsort(-scores).tolist():
+        if all(abs(angles[i] - angles[j]) > math.radians(1.0) or not np.allclose(bases[i], bases[j], rtol=0.03)
+               for j in picked):
+            picked.append(i)
+        if len(picked) == TURNED_GEOMETRIES:
+            break
+    return [_Geometry(bases_array[i], "turned") for i in picked]
 
 
 def _aspects(height: int, width: int) -> list[float]:
@@ -630,9 +672,11 @@ def _aspects(height: int, width: int) -> list[float]:
 
 
 def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
-    """The best-scoring geometries over tile size, aspect and rotation (a crop, a rotation, a screenshot), by
-    two scores: the power on the payload ring's whole lattice (which v2 marks carry too) and on the keyed
-    template's few frequencies (whose power stands out where the ring's is spread too thin to see)."""
+    """The best-scoring geometries over tile size, aspect and rotation (a crop, a screenshot, a rotation the
+    turned frames missed), by two scores: the power on the payload ring's whole lattice (which v2 marks carry
+    too) and on the keyed template's few frequencies (whose power stands out where the ring's is spread too
+    thin to see); the template's also over tile size and aspect alone (no rotation: see the module
+    docstring)."""
     h, w = obs.power.shape[0], obs.width
     short = min(obs.size)
     to_analysis = min(h, w) / short
@@ -641,14 +685,14 @@ def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     if high <= low or short < MIN_SIDE // 4:
         return []
     logs = np.arange(math.log(low), math.log(high), 0.02)
-    thetas = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
+    turned = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
     aspects = np.log(_aspects(*obs.size))
-    grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
-    bases = _bases(grid)
     to_base = np.diag([1 / obs.analysis_scale[1], 1 / obs.analysis_scale[0]])
     found = []
-    for points in (_lattice_points(BAND[1]), layout.template):
-        scores = _lattice_score(obs.blurred, w, bases, points, nearest=True)
+    for points, thetas in ((_lattice_points(BAND[1]), turned), (layout.template, turned),
+                           (layout.template, np.zeros(1))):
+        grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
+        scores = _lattice_score(obs.blurred, w, _bases(grid), points, nearest=True)
         picked: list[np.ndarray] = []
         for i in np.argsort(-scores):
             p = grid[i]
@@ -656,7 +700,7 @@ def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
                 picked.append(p)
             if len(picked) == 6:
                 break
-        params, refined = _refine(obs, np.array(picked), points)
+        params, refined = _refine(obs, np.array(picked), points, fixed_angle=thetas.size == 1)
         best = np.argsort(-refined)[:SEARCH_GEOMETRIES]
         found += [_Geometry(to_base @ basis, "search") for basis in _bases(params[best])]
     return found
@@ -671,10 +715,10 @@ def _bases(params: np.ndarray) -> np.ndarray:
 
 
 def _refine(obs: _Observed, params: np.ndarray, points: np.ndarray,
-            rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+            rounds: int = 4, fixed_angle: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pattern search on the score at ``points`` (interpolated, not the nearest bin), halving the step each
     round."""
-    step = np.array([0.01, 0.006, math.radians(0.75)])
+    step = np.array([0.01, 0.006, 0.0 if fixed_angle else math.radians(0.75)])
     offsets = np.stack(np.meshgrid(*([np.array([-1.0, 0.0, 1.0])] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
     scores = np.zeros(len(params))
     for _ in range(rounds):
