@@ -31,17 +31,22 @@ Design (``SCHEME``), in the order the embedder applies it:
    finds the shift, and the aligned coefficients, weighted by the noise in their ring and by how much of the
    mark the ring still holds (a low-pass fitted to the pilot), give one soft value per coded bit for the
    Viterbi decoder.
-   The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image); then, if none
-   decodes, the best of a search over tile size, aspect and rotation (a crop, a rotation, a screenshot): the
-   tiled pattern puts its energy on a lattice in the image's spectrum, whatever the translation, so each
-   candidate is scored by the spectral power at its points (cheap, no resampling), once on the payload
-   ring's lattice and once on the template's 12 points, and the best few by each score are refined and read.
-   Frame tilings are ranked by the same two scores. A v2 mark (no template) is read as before: by its frame
-   and its ring's lattice.
+   The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image) and the same
+   turned by small angles (a rotation, with the canvas kept or expanded, perhaps rescaled after); then, if none
+   decodes, the best of a search over tile size, aspect and rotation (a crop, a screenshot): the tiled pattern
+   puts its energy on a lattice in the image's spectrum, whatever the translation, so each candidate is scored
+   by the spectral power at its points (cheap, no resampling), once on the payload ring's lattice and once on
+   the template's 12 points, and the best few by each score are refined and read; the template is searched a
+   second time without rotation (crops, screenshots and rescales keep the image upright), where fewer chance
+   peaks compete and the refined tile is not tilted by noise. Frame tilings are ranked by the same two scores,
+   turned ones by the template's. A v2 mark (no template) is read as before: by its frame and its ring's
+   lattice.
 
-Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` candidates are decoded per
-image and each matches by chance with probability 2**-40 on an image that holds no mark for this secret, so the
-false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 38 * 2**-40 ≈ 3.5e-11, whatever the image.
+Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` messages are checked per
+image (52 candidates' most likely messages, and 7 more each for the 4 best candidates of each stage when those
+fail: see ``detect_many``) and each matches by chance with probability 2**-40 on an image that holds no mark
+for this secret, so the false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 108 * 2**-40 ≈ 9.8e-11,
+whatever the image.
 """
 
 from __future__ import annotations
@@ -77,10 +82,14 @@ TEMPLATE_POINTS = 12
 TEMPLATE_SHARE = 0.15  # of the residual's power
 PEAKS_PER_GEOMETRY = 2
 FRAME_GEOMETRIES = 6  # frame tilings read per image: its own, and 5 more by each spectral score
-SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the two scores (lattice, template)
-MAX_ATTEMPTS = PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + 2 * SEARCH_GEOMETRIES)  # decoded, at most
+SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the three searches (see ``_search``)
+TURNED_GEOMETRIES = 3  # the frame tilings turned by a small angle, read per image (see ``_turned_frames``)
+LIST_CANDIDATES, LIST_SIZE = 4, 8  # per image and stage, the candidates list-decoded, and how many messages each
+MAX_ATTEMPTS = (PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + TURNED_GEOMETRIES + 3 * SEARCH_GEOMETRIES)
+                + 2 * LIST_CANDIDATES * (LIST_SIZE - 1))  # messages checked against the tag, at most
 FALSE_ALARM_BOUND = MAX_ATTEMPTS * 2.0**-coding.TAG_BITS
 MAX_ROTATION = 6.0  # degrees searched either way
+_TURN_STEP = 0.25  # degrees between the turned frames scored (see ``_turned_frames``)
 _MAX_ASPECT_CHANGE = 2.0  # a rescale may stretch one side by up to this factor more than the other
 _HIGHPASS_SIGMA = 4.0  # working pixels
 _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
@@ -145,7 +154,8 @@ class ImageWatermarkResult:
     ``false_alarm_probability`` bounds the chance that an image without this secret's mark is reported found.
     ``tile_size`` (pixels, width and height) and ``rotation`` (degrees, counter-clockwise) describe the geometry
     the mark was read at; ``geometry`` says how it was found: ``frame`` (the image's own frame: untouched or
-    rescaled) or ``search`` (cropped, rotated, or otherwise moved).
+    rescaled), ``turned`` (a frame at a small angle: rotated, then perhaps rescaled) or ``search`` (cropped or
+    otherwise moved).
     """
 
     found: bool
@@ -491,7 +501,7 @@ class _Geometry:
     pixels of ``_Observed.base``. ``tiles`` is the frame tiling (down, across) for a frame geometry."""
 
     basis: np.ndarray
-    kind: str  # "frame" or "search"
+    kind: str  # "frame", "turned" or "search"
     tiles: tuple[int, int] | None = None
 
 
@@ -615,7 +625,43 @@ def _frame_geometries(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     for points in (_lattice_points(BAND[1]), layout.template):
         scores = _lattice_score(obs.power, obs.width, in_analysis, points)
         order += [i for i in (np.argsort(-scores[1:]) + 1)[: FRAME_GEOMETRIES - 1].tolist() if i not in order]
-    return [_Geometry(bases[i], "frame", tilings[i]) for i in order]
+    return [_Geometry(bases[i], "frame", tilings[i]) for i in order] + _turned_frames(obs, layout)
+
+
+def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
+    """The best ``TURNED_GEOMETRIES`` of the frame tilings turned by a small angle, by the template's score.
+
+    A rotation by up to ``MAX_ROTATION`` degrees, with the canvas kept (corners cut) or expanded to hold the
+    whole image, and any rescale after it, leaves the tile tied to a frame: the canvas's own, or the original
+    image's, which the expanded canvas's size and the angle give back. Scoring these few hundred exact
+    geometries finds a weak template that the search over every tile size, aspect and angle loses among the
+    chance peaks of its much larger grid.
+    """
+    h, w = obs.size
+    bh, bw = obs.base.shape
+    bases, angles = [], []
+    for theta in np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, _TURN_STEP)):
+        c, s = math.cos(theta), abs(math.sin(theta))
+        if s < 1e-6:
+            continue
+        for frame_h, frame_w in ((h, w), ((c * h - s * w) / (c * c - s * s), (c * w - s * h) / (c * c - s * s))):
+            if min(frame_h, frame_w) < MIN_SIDE // 4:
+                continue
+            for down, across in _tilings(round(frame_h), round(frame_w), nearby=True):
+                bases.append(np.diag([bw / w, bh / h]) @ _rotation(theta) @ np.diag([frame_w / across, frame_h / down]))
+                angles.append(theta)
+    if not bases:
+        return []
+    bases_array = np.array(bases)
+    scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases_array, layout.template)
+    picked: list[int] = []
+    for i in np.argsort(-scores).tolist():
+        if all(abs(angles[i] - angles[j]) > math.radians(1.0) or not np.allclose(bases[i], bases[j], rtol=0.03)
+               for j in picked):
+            picked.append(i)
+        if len(picked) == TURNED_GEOMETRIES:
+            break
+    return [_Geometry(bases_array[i], "turned") for i in picked]
 
 
 def _aspects(height: int, width: int) -> list[float]:
@@ -630,9 +676,11 @@ def _aspects(height: int, width: int) -> list[float]:
 
 
 def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
-    """The best-scoring geometries over tile size, aspect and rotation (a crop, a rotation, a screenshot), by
-    two scores: the power on the payload ring's whole lattice (which v2 marks carry too) and on the keyed
-    template's few frequencies (whose power stands out where the ring's is spread too thin to see)."""
+    """The best-scoring geometries over tile size, aspect and rotation (a crop, a screenshot, a rotation the
+    turned frames missed), by two scores: the power on the payload ring's whole lattice (which v2 marks carry
+    too) and on the keyed template's few frequencies (whose power stands out where the ring's is spread too
+    thin to see); the template's also over tile size and aspect alone (no rotation: see the module
+    docstring)."""
     h, w = obs.power.shape[0], obs.width
     short = min(obs.size)
     to_analysis = min(h, w) / short
@@ -641,14 +689,14 @@ def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     if high <= low or short < MIN_SIDE // 4:
         return []
     logs = np.arange(math.log(low), math.log(high), 0.02)
-    thetas = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
+    turned = np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 1.5))
     aspects = np.log(_aspects(*obs.size))
-    grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
-    bases = _bases(grid)
     to_base = np.diag([1 / obs.analysis_scale[1], 1 / obs.analysis_scale[0]])
     found = []
-    for points in (_lattice_points(BAND[1]), layout.template):
-        scores = _lattice_score(obs.blurred, w, bases, points, nearest=True)
+    for points, thetas in ((_lattice_points(BAND[1]), turned), (layout.template, turned),
+                           (layout.template, np.zeros(1))):
+        grid = np.stack(np.meshgrid(logs, aspects, thetas, indexing="ij"), axis=-1).reshape(-1, 3)
+        scores = _lattice_score(obs.blurred, w, _bases(grid), points, nearest=True)
         picked: list[np.ndarray] = []
         for i in np.argsort(-scores):
             p = grid[i]
@@ -656,7 +704,7 @@ def _search(obs: _Observed, layout: _Layout) -> list[_Geometry]:
                 picked.append(p)
             if len(picked) == 6:
                 break
-        params, refined = _refine(obs, np.array(picked), points)
+        params, refined = _refine(obs, np.array(picked), points, fixed_angle=thetas.size == 1)
         best = np.argsort(-refined)[:SEARCH_GEOMETRIES]
         found += [_Geometry(to_base @ basis, "search") for basis in _bases(params[best])]
     return found
@@ -671,10 +719,10 @@ def _bases(params: np.ndarray) -> np.ndarray:
 
 
 def _refine(obs: _Observed, params: np.ndarray, points: np.ndarray,
-            rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+            rounds: int = 4, fixed_angle: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pattern search on the score at ``points`` (interpolated, not the nearest bin), halving the step each
     round."""
-    step = np.array([0.01, 0.006, math.radians(0.75)])
+    step = np.array([0.01, 0.006, 0.0 if fixed_angle else math.radians(0.75)])
     offsets = np.stack(np.meshgrid(*([np.array([-1.0, 0.0, 1.0])] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
     scores = np.zeros(len(params))
     for _ in range(rounds):
@@ -727,42 +775,59 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
 
     Frame geometries are read first for every image; the search runs only for images none of them decoded.
     Each geometry gives its two highest pilot peaks as candidates; the first candidate, by peak height, whose
-    tag matches is the result.
+    tag matches is the result. If none matches, the ``LIST_CANDIDATES`` highest peaks are decoded again into
+    their ``LIST_SIZE`` most likely messages (``image_coding.decode_list``) and any whose tag matches is.
     """
     layout = _layout(secret)
     observed = [_observe(_pixels(image)[0]) for image in images]
     results: list[ImageWatermarkResult | None] = [None] * len(observed)
     best_z = [0.0] * len(observed)
+
+    def accept(i: int, z: float, soft: np.ndarray, geometry: _Geometry, info: np.ndarray) -> None:
+        message = coding.unframe(layout.mac_key, info)
+        if message is None:
+            return
+        errors = int(np.count_nonzero(coding.encode(info) != (soft < 0)))
+        to_image = np.diag([observed[i].size[1] / observed[i].base.shape[1],
+                            observed[i].size[0] / observed[i].base.shape[0]]) @ geometry.basis
+        results[i] = ImageWatermarkResult(
+            found=True,
+            payload=WatermarkPayload.from_bytes(message),
+            bit_errors_corrected=errors,
+            coded_bits=coding.CODED_BITS,
+            confidence=max(0.0, 1.0 - 2.0 * errors / coding.CODED_BITS),
+            false_alarm_probability=FALSE_ALARM_BOUND,
+            sync_z=z,
+            geometry=geometry.kind,
+            tile_size=(float(np.linalg.norm(to_image[:, 0])), float(np.linalg.norm(to_image[:, 1]))),
+            rotation=math.degrees(math.atan2(to_image[1, 0], to_image[0, 0])),
+        )
+
     for stage in (_frame_geometries, _search):
-        flat = [(i, z, soft, geometry)
-                for i, obs in enumerate(observed) if results[i] is None
-                for geometry in stage(obs, layout)
-                for z, soft in _read(layout, _working(obs, geometry))]
+        flat = sorted(((i, z, soft, geometry)
+                       for i, obs in enumerate(observed) if results[i] is None
+                       for geometry in stage(obs, layout)
+                       for z, soft in _read(layout, _working(obs, geometry))), key=lambda item: -item[1])
         if not flat:
             continue
         softs = np.array([item[2] for item in flat])
         decoded = np.concatenate([coding.decode(softs[k : k + 256]) for k in range(0, len(softs), 256)])
-        for (i, z, soft, geometry), info in sorted(zip(flat, decoded), key=lambda item: -item[0][1]):
+        for (i, z, soft, geometry), info in zip(flat, decoded):
             best_z[i] = max(best_z[i], z)
-            if results[i] is not None:
-                continue
-            message = coding.unframe(layout.mac_key, info)
-            if message is not None:
-                errors = int(np.count_nonzero(coding.encode(info) != (soft < 0)))
-                to_image = np.diag([observed[i].size[1] / observed[i].base.shape[1],
-                                    observed[i].size[0] / observed[i].base.shape[0]]) @ geometry.basis
-                results[i] = ImageWatermarkResult(
-                    found=True,
-                    payload=WatermarkPayload.from_bytes(message),
-                    bit_errors_corrected=errors,
-                    coded_bits=coding.CODED_BITS,
-                    confidence=max(0.0, 1.0 - 2.0 * errors / coding.CODED_BITS),
-                    false_alarm_probability=FALSE_ALARM_BOUND,
-                    sync_z=z,
-                    geometry=geometry.kind,
-                    tile_size=(float(np.linalg.norm(to_image[:, 0])), float(np.linalg.norm(to_image[:, 1]))),
-                    rotation=math.degrees(math.atan2(to_image[1, 0], to_image[0, 0])),
-                )
+            if results[i] is None:
+                accept(i, z, soft, geometry, info)
+        # Where every first message failed its tag, the next most likely messages of the highest pilot peaks.
+        retried, taken = [], [0] * len(observed)
+        for item in flat:
+            if results[item[0]] is None and taken[item[0]] < LIST_CANDIDATES:
+                retried.append(item)
+                taken[item[0]] += 1
+        if retried:
+            lists = coding.decode_list(np.array([item[2] for item in retried]), LIST_SIZE)
+            for (i, z, soft, geometry), messages in zip(retried, lists):
+                for info in messages[1:]:
+                    if results[i] is None:
+                        accept(i, z, soft, geometry, info)
     return [
         r
         if r is not None

@@ -5,7 +5,10 @@ correlation per coded bit whose size says how sure it is). A Viterbi decoder use
 is worth about 2 dB over hard-decision BCH/RS at the same rate; Reed-Solomon also corrects bytes, so scattered
 bit errors (what JPEG and blur cause) cost it a whole symbol each. The code is the standard K=7, rate-1/3
 code (generators 133, 171, 165 octal), zero-terminated, so 120 input bits become 378 coded bits. Decoding is
-maximum-likelihood over the whole trellis in a few milliseconds of numpy.
+maximum-likelihood over the whole trellis in a few milliseconds of numpy. When the most likely message fails
+its tag, ``decode_list`` gives the next most likely ones (a list Viterbi decoder): the tag then picks the right
+one, which rescued about one in six of the words that failed on the true geometry after crops, rotations and
+re-encoding (8 of 50 in a measurement over 37 photos), at the price of more candidates in the false-alarm bound.
 
 Why a keyed tag: a Viterbi decoder always returns *some* message, so integrity comes from a 40-bit HMAC-SHA256
 tag over the key id and record id. For an image that holds no mark for this key the tag matches with
@@ -109,3 +112,41 @@ def decode(soft: np.ndarray) -> np.ndarray:
         state = ((state & (_STATES // 2 - 1)) << 1) | choices[t, rows, state]
     out = bits[:, :INFO_BITS]
     return out[0] if soft.ndim == 1 else out
+
+
+def decode_list(soft: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` most likely messages for each word of a batch ``(n, CODED_BITS)``, best first:
+    ``(n, size, INFO_BITS)``.
+
+    A parallel list Viterbi decoder: every state keeps its ``size`` best paths instead of one, and the list ends
+    in state 0. Its first message is ``decode``'s; it costs about ``size`` / 4 times more, so the detector uses it
+    only on the few candidates whose first message failed.
+    """
+    outputs, _ = _trellis()
+    words = np.atleast_2d(soft).astype(np.float64)
+    n, steps = words.shape[0], words.shape[1] // RATE_INVERSE
+    half = _STATES // 2
+    received = words[:, : steps * RATE_INVERSE].reshape(n, steps, RATE_INVERSE)
+    branch = received @ (1.0 - 2.0 * outputs.reshape(-1, RATE_INVERSE).T.astype(np.float64))
+    branch = branch.reshape(n, steps, half, 2, 2)  # (w, t, j, lowest state bit, input bit), as in ``decode``
+    from_even = branch[:, :, :, 0, :].transpose(1, 0, 3, 2)[..., None]  # (t, w, input bit, j, 1)
+    from_odd = branch[:, :, :, 1, :].transpose(1, 0, 3, 2)[..., None]
+    metric = np.full((n, _STATES, size), -np.inf)
+    metric[:, 0, 0] = 0.0
+    # back[t, w, state, k]: where path k of this state came from: predecessor parity * size + its rank there.
+    back = np.zeros((steps, n, _STATES, size), dtype=np.int32)
+    for t in range(steps):
+        merged = np.concatenate([metric[:, None, 0::2] + from_even[t], metric[:, None, 1::2] + from_odd[t]], axis=-1)
+        best = np.argsort(-merged, axis=-1, kind="stable")[..., :size]
+        metric = np.take_along_axis(merged, best, axis=-1).reshape(n, _STATES, size)
+        back[t] = best.reshape(n, _STATES, size)
+    bits = np.zeros((n, size, steps), dtype=np.uint8)
+    state = np.zeros((n, size), dtype=np.int64)
+    rank = np.broadcast_to(np.arange(size), (n, size))
+    rows = np.arange(n)[:, None]
+    for t in range(steps - 1, -1, -1):
+        bits[:, :, t] = state >> (_MEMORY - 1)
+        came_from = back[t][rows, state, rank]
+        state = ((state & (half - 1)) << 1) | (came_from // size)
+        rank = came_from % size
+    return bits[:, :, :INFO_BITS]

@@ -68,7 +68,8 @@ def test_exact_payload_survives(marked, payload, attack, image_name):
 @pytest.mark.parametrize(
     ("attack", "geometry"),
     [("scale0.3", "frame"), ("720x720", "frame"), ("1080x608", "frame"), ("width720+jpeg70", "frame"),
-     ("rotate+2", "search"), ("rotate-5", "search"), ("crop50+rescale", "search"), ("screenshot1.25", "search")],
+     ("rotate+2", "turned"), ("rotate-5", "turned"), ("rotate+5expand", "turned"), ("crop50+rescale", "search"),
+     ("screenshot1.25", "search")],
 )
 def test_exact_payload_survives_geometric_change(marked, payload, attack, geometry):
     result = wm.detect(GEOMETRIC_ATTACKS[attack](marked["coffee"]), SECRET)

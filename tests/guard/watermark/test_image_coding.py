@@ -40,3 +40,18 @@ def test_tag_rejects_a_changed_message_or_another_key():
     assert coding.unframe(MAC_KEY, bits) == MESSAGE
     assert coding.unframe(MAC_KEY, flipped) is None
     assert coding.unframe(b"x" * 32, bits) is None
+
+
+def test_list_decoding_starts_with_the_best_message_and_holds_the_runners_up():
+    rng = np.random.default_rng(7)
+    info = coding.frame(MAC_KEY, bytes(range(10)))
+    clean = 1.0 - 2.0 * coding.encode(info)
+    words = clean + rng.normal(0.0, 1.2, size=(200, clean.size))
+    lists = coding.decode_list(words, 8)
+    assert lists.shape == (200, 8, coding.INFO_BITS)
+    assert (lists[:, 0] == coding.decode(words)).all()
+    assert all(len({m.tobytes() for m in messages}) == 8 for messages in lists)
+    # Words whose best message is wrong but whose true message is among the next seven: the detector's rescue.
+    missed = ~(lists[:, 0] == info).all(axis=1)
+    rescued = missed & (lists[:, 1:] == info).all(axis=2).any(axis=1)
+    assert missed.sum() > 0 and rescued.sum() > 0
