@@ -17,6 +17,7 @@ class GuardError(Exception):
     """Bad input or configuration. The message says what is wrong and where."""
 
     exit_code = 2
+    report_printed = False  # the command printed its report before raising (the CLI adds no error document)
 
 
 class Finding(GuardError):
@@ -26,6 +27,7 @@ class Finding(GuardError):
     its report. Any exception outside this hierarchy is a bug: the CLI reports a crash (exit 3)."""
 
     exit_code = 1
+    report_printed = True
 
 
 class PolicyError(GuardError):
@@ -35,6 +37,13 @@ class PolicyError(GuardError):
 class InputError(GuardError, ValueError):
     """An input is unusable: a file that is missing, unreadable, corrupt or not what the command expects, or a
     value (an option, a parameter, an item to score) outside what the component accepts."""
+
+
+class UnreadableInputs(InputError):
+    """Some inputs of a batch could not be read (corrupt, empty, too large). The command has reported them beside
+    the results for the others, so this ends it with exit 2 and the report stands as printed."""
+
+    report_printed = True
 
 
 class KeysError(GuardError):

@@ -13,7 +13,8 @@ Exit codes (the README's CLI contract), decided here once for every command:
 - 3: a crash, that is a bug: any other exception. One line; the traceback with ``--debug`` or ``GUARD_DEBUG=1``.
 
 Every failure is one line on stderr. With ``--json``, a failure that produced no report also prints
-``{"error": ..., "exit_code": ...}`` on stdout, so a machine always reads JSON there.
+``{"error": ..., "exit_code": ...}`` on stdout, so a machine always reads JSON there (a finding, or a batch with
+unreadable inputs, has printed its report already).
 
 A reader that closes stdout early (``guard log export | head -1``) ends the output quietly: a streamed output
 stops with 0, and a report (``_output.emit``, ``write``) is cut short without changing the command's own exit
@@ -133,7 +134,7 @@ def _usage_message(exc: click_exceptions.ClickException) -> str:
 
 def _fail(code: int, label: str, message: str, as_json: bool) -> NoReturn:
     line = " ".join(message.split()) or "(no message)"
-    if as_json and code != EXIT_FINDING:  # a finding's report is already on stdout
+    if as_json:  # only where no report is on stdout already (see ``GuardError.report_printed``)
         write(json.dumps({"error": line, "exit_code": code}) + "\n")
     print(f"{label}: {line}", file=sys.stderr)
     sys.exit(code)
@@ -147,10 +148,9 @@ def main(args: list[str] | None = None) -> None:
         code = app(args=args, prog_name="guard", standalone_mode=False)  # a typer.Exit comes back as its code
     except _StdoutClosed:
         sys.exit(EXIT_OK)
-    except Finding as exc:
-        _fail(exc.exit_code, "finding", str(exc), as_json)
     except GuardError as exc:
-        _fail(exc.exit_code, "error", str(exc), as_json)
+        _fail(exc.exit_code, "finding" if isinstance(exc, Finding) else "error", str(exc),
+              as_json and not exc.report_printed)
     except typer.Abort:
         _fail(EXIT_USAGE, "error", "aborted", as_json)
     except click_exceptions.ClickException as exc:

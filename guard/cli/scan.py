@@ -4,7 +4,9 @@ Detectors come from a policy (``--policy``: its image and text detector rules an
 deepfake options on the command line. Output: a summary for people; ``--json`` (one document) or ``--jsonl``
 (one record per line, as files finish) for machines; ``--resume FILE`` appends records to a JSONL file and
 skips files whose content hash is already in it. Exit codes: 0 nothing flagged, 1 something flagged (a finding),
-2 bad input (a missing path, unusable detector options). Unreadable files are reported and skipped.
+2 bad input (a missing path, unusable detector options) or a file that could not be read (corrupt, empty, too
+large): those are reported and the rest are still scanned, but a scan that could not see every file does not
+pass, as ``grep`` exits 2 on an unreadable file whatever it matched.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from guard.cli.detector import (
     build_detector,
     detector_options,
 )
-from core.errors import Finding, InputError
+from core.errors import Finding, InputError, UnreadableInputs
 
 
 def _rules(policy: str | None, cli_options: dict[str, Any]):
@@ -154,6 +156,10 @@ def register(app: typer.Typer) -> None:
         else:
             emit({"summary": summary.to_dict(), "files": records, "notes": notes, "calibration_shift": shifts},
                  as_json, lambda c: _human(c, summary, records, notes, shifts))
+        if summary.errors:
+            flagged = f"; {summary.flagged} flagged" if summary.flagged else ""
+            raise UnreadableInputs(f"{summary.errors} of {summary.files} files could not be read (see the report); "
+                             f"the others were scanned{flagged}")
         if summary.flagged:
             raise Finding(f"{summary.flagged} of {summary.files} files flagged")
 

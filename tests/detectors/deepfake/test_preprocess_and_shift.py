@@ -189,7 +189,8 @@ def test_other_user_errors_are_one_line(cli, model, tmp_path, photos):
     write_pngs(corrupt, [photos["coins"][:64, :64]] * 2)
     (corrupt / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     result = cli("scan", corrupt, "--backend", "spectral", "--checkpoint", model, "--workers", "0", "--json")
-    assert result.exit_code in (0, 1) and result.json["summary"]["errors"] == 1  # reported, the scan goes on
+    assert result.exit_code == 2 and result.json["summary"]["errors"] == 1  # reported, the scan goes on, then 2
+    assert "1 of 2 files could not be read" in result.stderr
 
 
 def test_train_help_lists_only_trainable_backends(cli):
