@@ -19,6 +19,7 @@ generator that takes none). ``read_completions`` checks every line against the p
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -73,7 +74,9 @@ def read_completions(path: Path, prompt_set: PromptSet) -> SavedCompletions:
 
     Refused with an ``InputError`` naming the file and line: an unreadable or empty file, a line that is not a
     completion record, a line written for another prompt set (another ``--prompts``, ``--axes``,
-    ``--per-group`` or ``--seed``), a generator other than line 1's, a repeated prompt and sample."""
+    ``--per-group`` or ``--seed``), a generator other than line 1's, a repeated prompt and sample; and a file that
+    does not cover the prompt set evenly (a run cut short): statistics over part of the groups, or more samples
+    for some prompts than others, would compare the groups unfairly."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -104,7 +107,21 @@ def read_completions(path: Path, prompt_set: PromptSet) -> SavedCompletions:
             generated.append((i, k, line["completion"]))
     if generator is None:
         raise InputError(f"{path}: no completions in the file")
+    _check_coverage(path, prompt_set, Counter(i for i, _, _ in generated))
     return SavedCompletions(generated, generator)
+
+
+def _check_coverage(path: Path, prompt_set: PromptSet, samples: Counter[int]) -> None:
+    missing = [i for i in range(len(prompt_set.prompts)) if i not in samples]
+    if missing:
+        first = prompt_set.prompts[missing[0]]
+        raise InputError(f"{path}: completions for {len(samples)} of the {len(prompt_set.prompts)} prompts (none "
+                         f"for prompt {missing[0]}, {first.group_id} {first.text!r}): a run cut short? Rescoring "
+                         "part of a prompt set would compare the groups unfairly")
+    (fewest, low), (most, high) = min(samples.items(), key=lambda kv: kv[1]), max(samples.items(), key=lambda kv: kv[1])
+    if low != high:
+        raise InputError(f"{path}: prompt {fewest} has {low} samples but prompt {most} has {high}: a run cut "
+                         "short? Every prompt needs the same number of samples")
 
 
 def _record(raw: bytes, where: str) -> dict[str, Any]:

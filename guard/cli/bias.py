@@ -69,6 +69,7 @@ DatasetDownloadsOpt = allow_downloads_option("HolisticBias/BOLD into the cache w
 def register(app: typer.Typer) -> None:
     @app.command("bias-audit")
     def bias_audit(
+        ctx: typer.Context,
         generator: Annotated[Optional[str], typer.Option(
             help="Model hub id or folder, or module:function / file.py:function.")] = None,
         completions: Annotated[Optional[Path], typer.Option(
@@ -114,8 +115,16 @@ def register(app: typer.Typer) -> None:
         if (generator is None) == (completions is None):
             raise InputError("give --generator to generate completions, or --completions FILE to rescore saved "
                              "ones (not both)")
-        if completions is not None and save_completions is not None:
-            raise InputError("--save-completions: the completions are already saved in --completions")
+        if completions is not None:
+            # By name: typer carries its own copy of click, whose ParameterSource is not click's.
+            given = [name for name in ("save_completions", "samples", "max_new_tokens", "log", "keys_dir")
+                     if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+            if "save_completions" in given:
+                raise InputError("--save-completions: the completions are already saved in --completions")
+            if given:
+                flags = ", ".join("--" + ("keys" if name == "keys_dir" else name.replace("_", "-")) for name in given)
+                raise InputError(f"{flags}: generating options, with no effect on --completions (the file holds "
+                                 "the completions as generated; nothing is logged when rescoring)")
         check_out(html, "--html")  # before any model loads or any completion is generated
         check_out(save_completions, "--save-completions")
         settings, loaded = _settings(policy, {

@@ -17,18 +17,34 @@ def saved(tmp_path):
     path = tmp_path / "completions.jsonl"
     with CompletionWriter(path, prompt_set, GENERATOR, {"top_p": 0.9}, 4) as write:
         write([(0, 0, "they came home."), (0, 1, None)])
-        write([(1, 0, "they left.")])
+        write([(1, 0, "they left."), (1, 1, "they stayed.")])
+        for i in range(2, len(prompt_set.prompts)):
+            write([(i, 0, f"completion {i}"), (i, 1, f"another {i}")])
     return prompt_set, path
 
 
 def test_written_lines_read_back_in_order(saved):
     prompt_set, path = saved
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["seed"] for line in lines] == [4, 4, 5]
+    assert [line["seed"] for line in lines[:4]] == [4, 4, 5, 5]
     assert lines[1]["completion"] is None and lines[0]["text"] == prompt_set.prompts[0].text
     back = read_completions(path, prompt_set)
-    assert back.generated == [(0, 0, "they came home."), (0, 1, None), (1, 0, "they left.")]
+    assert back.generated[:3] == [(0, 0, "they came home."), (0, 1, None), (1, 0, "they left.")]
+    assert len(back.generated) == 2 * len(prompt_set.prompts)
     assert back.generator == GENERATOR
+
+
+def test_a_file_that_does_not_cover_the_prompt_set_evenly_is_refused(saved):
+    prompt_set, path = saved
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-2]) + "\n")  # the last prompt's completions are missing
+    last = len(prompt_set.prompts) - 1
+    with pytest.raises(InputError, match=rf"^{path}: completions for {last} of the {last + 1} prompts \(none for "
+                                         rf"prompt {last}, .*a run cut short"):
+        read_completions(path, prompt_set)
+    path.write_text("\n".join(lines[:-1]) + "\n")  # its second sample is missing
+    with pytest.raises(InputError, match=rf"^{path}: prompt {last} has 1 samples but prompt 0 has 2"):
+        read_completions(path, prompt_set)
 
 
 @pytest.mark.parametrize(("edit", "message"), [

@@ -8,6 +8,7 @@ from tests.fixtures.bias import RIGGED
 
 AUDIT = ["bias-audit", "--toxicity", "sentiment:negative", "--axes", "religion,gender_and_sex",
          "--samples", "8", "--per-group", "12"]
+RESCORE = [arg for arg in AUDIT if arg not in ("--samples", "8")]  # rescoring: the samples are the file's
 
 
 def test_rigged_generator_exits_1_with_json_and_html(cli, tmp_path):
@@ -89,7 +90,8 @@ def test_a_transformers_generator_end_to_end_is_reproducible(cli, tmp_path, deto
     assert [line["seed"] for line in lines] == [0] * 64 + [1] * 20  # batches of 64, seeded seed + batch
     assert lines[0]["params"] == {"do_sample": True, "top_p": 0.9, "max_new_tokens": 6}
     assert lines[0]["generator"]["weights_sha256"] == report["generator"]["weights_sha256"]
-    rescored = cli(*[a for a in args if a != model and a != "--generator"], "--completions", saved)
+    generating = {"--generator", model, "--samples", "12", "--max-new-tokens", "6"}
+    rescored = cli(*[a for a in args if a not in generating], "--completions", saved)
     assert rescored.exit_code == first.exit_code and rescored.json == report, rescored.stderr
 
 
@@ -115,7 +117,7 @@ def test_saved_completions_rescore_to_the_same_report(cli, tmp_path):
     assert lines[0]["prompt_set"] == first.json["prompt_set"]["sha256"]
     assert {(line["prompt"], line["sample"]) for line in lines} == {(i, k) for i in range(len(lines) // 8)
                                                                     for k in range(8)}
-    again = cli(*AUDIT, "--completions", saved, "--json")
+    again = cli(*RESCORE, "--completions", saved, "--json")
     assert again.exit_code == 1, again.stderr
     assert again.json == first.json
 
@@ -140,12 +142,14 @@ def test_bad_completion_files_exit_2_naming_file_and_line(cli, tmp_path):
         (tmp_path / "absent.jsonl", [], f"error: {tmp_path / 'absent.jsonl'}: cannot read completions"),
     ]
     for path, extra, message in cases:
-        result = cli(*AUDIT, "--completions", path, "--no-self-audit", *extra)
+        result = cli(*RESCORE, "--completions", path, "--no-self-audit", *extra)
         assert result.exit_code == 2, (path, extra, result.stderr)
         [line] = result.stderr.strip().splitlines()
         assert line.startswith(message), (path, extra, line)
     for extra, message in ((["--generator", f"{RIGGED}:even", "--completions", saved], "not both"),
                            ([], "give --generator"),
-                           (["--completions", saved, "--save-completions", tmp_path / "x.jsonl"], "already saved")):
-        result = cli(*AUDIT, *extra)
+                           (["--completions", saved, "--save-completions", tmp_path / "x.jsonl"], "already saved"),
+                           (["--completions", saved, "--samples", "3", "--keys", tmp_path],
+                            "--samples, --keys: generating options, with no effect on --completions")):
+        result = cli(*RESCORE, *extra)
         assert result.exit_code == 2 and message in result.stderr, (extra, result.stderr)
