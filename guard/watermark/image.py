@@ -203,6 +203,7 @@ class _Layout:
     mac_key: bytes
     template: np.ndarray  # the template's frequencies (x, y) in cycles per tile, half-plane
     template_phase: np.ndarray
+    lowpass: np.ndarray  # exp(-(ring / r0)²) for each r0 of ``_LOWPASS_RADII`` (rows; see ``_ring_gain``)
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:
@@ -233,16 +234,18 @@ def _layout(secret: bytes) -> _Layout:
     pilot[order[:n_pilot]] = rng.choice([-1.0, 1.0], size=n_pilot)
     bit = np.full(dofs, -1)
     bit[order[n_pilot:]] = np.arange(dofs - n_pilot) % coding.CODED_BITS
+    dof_ring = np.repeat(np.rint(np.hypot(fr, fc)[rows, cols]).astype(int), 2)
     return _Layout(
         rows=rows,
         cols=cols,
         freq_rows=fr[rows, cols],
         freq_cols=fc[rows, cols],
-        ring=np.repeat(np.rint(np.hypot(fr, fc)[rows, cols]).astype(int), 2),
+        ring=dof_ring,
         pilot=pilot,
         bit=bit,
         sign=rng.choice([-1.0, 1.0], size=dofs),
         mac_key=_derive(secret, b"tag"),
+        lowpass=np.exp(-((dof_ring[None, :] / np.array(_LOWPASS_RADII)[:, None]) ** 2)),
         **_template_layout(secret, fr, fc),
     )
 
@@ -465,15 +468,9 @@ def _ring_gain(layout: _Layout, aligned: np.ndarray, weight: np.ndarray) -> np.n
     estimate each ring's gain on its own without adding noise to an untouched image).
     """
     pilots = layout.pilot != 0
-    ring = layout.ring[pilots].astype(float)
-    signal = (aligned * layout.pilot * weight)[pilots]
-    best, best_score = None, -np.inf
-    for r0 in _LOWPASS_RADII:
-        gain = np.exp(-((ring / r0) ** 2))
-        score = float(gain @ signal) / math.sqrt(float((gain * gain) @ weight[pilots]))
-        if score > best_score:
-            best, best_score = r0, score
-    return np.exp(-((layout.ring / best) ** 2))
+    candidates = layout.lowpass[:, pilots]
+    scores = (candidates @ (aligned * layout.pilot * weight)[pilots]) / np.sqrt((candidates**2) @ weight[pilots])
+    return layout.lowpass[int(np.argmax(scores))]
 
 
 def _read(layout: _Layout, detail: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -532,17 +529,27 @@ def _observe(pixels: np.ndarray) -> _Observed:
     detail = small - cv2.GaussianBlur(small, (0, 0), 12.0)
     detail /= np.sqrt(np.maximum(cv2.blur(detail * detail, (41, 41)), 0.0)) + 0.5
     h, w = detail.shape
-    window = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
+    window, radius, counts = _analysis_grid(h, w)
     spectrum = np.fft.rfft2(detail * window)
     power = spectrum.real**2 + spectrum.imag**2
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    radius = np.minimum((np.hypot(fy, fx) * 200).astype(int), 100)
-    profile = np.bincount(radius.ravel(), weights=power.ravel()) / np.maximum(np.bincount(radius.ravel()), 1)
+    profile = np.bincount(radius.ravel(), weights=power.ravel()) / counts
     power = np.minimum(power / (profile[radius] + 1e-12), 10.0).astype(np.float32)
     power = np.concatenate([power, power[:, -1:]], axis=1)  # one column more: bilinear reads never fall off
     blurred = cv2.GaussianBlur(power, (0, 0), 0.8)
     return _Observed((height, width), base, power, w, blurred, (h / base.shape[0], w / base.shape[1]))
+
+
+@lru_cache(maxsize=8)
+def _analysis_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an analysis image of this size: its window, each rfft2 bin's radial band (in steps of 1/200 cycle
+    per pixel, up to 100) and each band's bin count (1 for an empty band). Cached: most images share a few
+    sizes."""
+    window = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
+    radius = np.minimum((np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) * 200).astype(int), 100)
+    counts = np.maximum(np.bincount(radius.ravel()), 1)
+    for array in (window, radius, counts):
+        array.flags.writeable = False
+    return window, radius, counts
 
 
 def _tukey(n: int, taper: float = 0.1) -> np.ndarray:
