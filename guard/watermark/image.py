@@ -54,8 +54,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -825,10 +827,12 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
         )
 
     for stage in (_frame_geometries, _search):
-        flat = sorted(((i, z, soft, geometry)
-                       for i, obs in enumerate(observed) if results[i] is None
-                       for geometry in stage(obs, layout)
-                       for z, soft in _read(layout, _working(obs, geometry))), key=lambda item: -item[1])
+        jobs = [(i, geometry)
+                for i, obs in enumerate(observed) if results[i] is None for geometry in stage(obs, layout)]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            reads = list(pool.map(lambda job: _read(layout, _working(observed[job[0]], job[1])), jobs))
+        flat = sorted(((i, z, soft, geometry) for (i, geometry), found in zip(jobs, reads) for z, soft in found),
+                      key=lambda item: -item[1])
         if not flat:
             continue
         softs = np.array([item[2] for item in flat])
