@@ -592,11 +592,13 @@ def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.
         m = inv_t[start : start + step]
         wx = m[:, 0, 0, None] * kx + m[:, 0, 1, None] * ky
         wy = m[:, 1, 0, None] * kx + m[:, 1, 1, None] * ky
-        flip = wx < 0  # the spectrum holds the half-plane of non-negative x frequencies
-        np.negative(wx, out=wx, where=flip)
-        np.negative(wy, out=wy, where=flip)
+        # The spectrum holds the half-plane of non-negative x frequencies: a point left of it reads its mirror.
+        # (Elementwise arithmetic throughout: numpy's ``where=`` arguments and np.mod cost ten times more.)
+        wy = np.where(wx < 0, -wy, wy)
+        wx = np.abs(wx)
         valid = (wx < 0.42) & (np.abs(wy) < 0.42)
-        fx, fy = wx * width, np.mod(wy * h, h)
+        fx, fy = wx * width, wy * h
+        fy += (fy < 0) * np.float32(h)  # np.mod(fy, h) wherever valid (|fy| < h there)
         if nearest:
             index = np.where(valid, (np.rint(fy) * columns + np.minimum(np.rint(fx), half)).astype(np.intp), off)
             values = flat[index]
