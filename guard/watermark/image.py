@@ -403,7 +403,8 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
 def _highpass(luma: np.ndarray) -> np.ndarray:
     import cv2
 
-    return luma - cv2.GaussianBlur(luma, (0, 0), _HIGHPASS_SIGMA)
+    low = cv2.GaussianBlur(luma, (0, 0), _HIGHPASS_SIGMA)
+    return np.subtract(luma, low, out=low)
 
 
 def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -416,8 +417,11 @@ def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Inverse-variance weighting is the matched filter for a mark of even strength in noise of varying power
     # (the image's texture); dividing by the local RMS (the power 1/2) under-weights flat regions, the full
     # power 1 over-weights the few flattest ones, where re-encoding noise rather than texture dominates.
-    denominator = (np.maximum(local_power, 0.0) + _CONTRAST_FLOOR) ** _CONTRAST_POWER
-    return detail / denominator, denominator
+    # (In place: each new array of this size costs as much as the arithmetic on it.)
+    denominator = np.maximum(local_power, 0.0, out=local_power)
+    denominator += _CONTRAST_FLOOR
+    np.power(denominator, _CONTRAST_POWER, out=denominator)
+    return np.divide(detail, denominator, out=detail), denominator
 
 
 def _fold_fft(detail: np.ndarray) -> np.ndarray:
@@ -787,7 +791,9 @@ def _working(obs: _Observed, geometry: _Geometry) -> np.ndarray:
     working = cv2.warpAffine(image, matrix, dsize, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST | flags)
     inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
-    return _normalise(working)[0] * inside
+    detail = _normalise(working)[0]
+    detail *= inside
+    return detail
 
 
 def detect(image: Image.Image, secret: bytes) -> ImageWatermarkResult:
