@@ -343,7 +343,7 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
     residual *= BASE_RMS * strength / float(residual[::step, ::step].std())
     # Integer pixels plus the rounded residual are the rounded sum; 16-bit halves the memory traffic at 4K.
-    residual = np.rint(residual).astype(np.int16)
+    residual = np.rint(residual, out=residual).astype(np.int16)
     if pixels.ndim == 3:
         residual = cv2.merge([residual, residual, residual])  # the same offset on R, G, B: a pure luma change
     marked = cv2.add(pixels, residual, dtype=cv2.CV_8U)  # rounds and saturates in one multithreaded pass
