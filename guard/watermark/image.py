@@ -807,7 +807,9 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
     Frame geometries are read first for every image; the search runs only for images none of them decoded.
     Each geometry gives its two highest pilot peaks as candidates; the first candidate, by peak height, whose
     tag matches is the result. If none matches, the ``LIST_CANDIDATES`` highest peaks are decoded again into
-    their ``LIST_SIZE`` most likely messages (``image_coding.decode_list``) and any whose tag matches is.
+    their ``LIST_SIZE`` most likely messages (``image_coding.decode_list``) and any whose tag matches is. The
+    geometries of a stage are read on a few threads (the work is OpenCV and large numpy operations, which
+    release the GIL); the result does not depend on their number.
     """
     layout = _layout(secret)
     observed = [_observe(_pixels(image)[0]) for image in images]
