@@ -428,8 +428,10 @@ def _fold_fft(detail: np.ndarray) -> np.ndarray:
     """Sum all TILE x TILE tiles (zero-padding the last ones) and return the DFT of the sum (the half with
     non-negative column frequencies, which holds every coefficient of the layout)."""
     h, w = detail.shape
-    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
-    padded[:h, :w] = detail
+    padded = detail.astype(np.float32, copy=False)
+    if h % TILE or w % TILE:  # a frame geometry's working grid needs none
+        padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
+        padded[:h, :w] = detail
     return np.fft.rfft2(padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2)))
 
 
@@ -584,7 +586,6 @@ def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.
     zeros): the coarse search scores ~500 points for each of ~1,000 bases per image.
     """
     h, columns = power.shape
-    half = columns - 1
     # Rows 0..h+1 (a frequency may wrap to row h, and bilinear reads row + 1), then zeros for invalid points.
     flat = np.concatenate([power.ravel(), power[:2].ravel(), np.zeros(columns + 2, power.dtype)])
     off = (h + 2) * columns
@@ -603,17 +604,21 @@ def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.
         valid = (wx < 0.42) & (np.abs(wy) < 0.42)
         fx, fy = wx * width, wy * h
         fy += (fy < 0) * np.float32(h)  # np.mod(fy, h) wherever valid (|fy| < h there)
+        # Valid points lie below 0.42 cycles a pixel: column x0 + 1 (or the rounded column) stays in the spectrum.
         if nearest:
-            index = np.where(valid, (np.rint(fy) * columns + np.minimum(np.rint(fx), half)).astype(np.intp), off)
-            values = flat[index]
+            values = flat[np.where(valid, (np.rint(fy) * columns + np.rint(fx)).astype(np.intp), off)]
         else:
-            x0, y0 = np.minimum(np.floor(fx), half - 1), np.floor(fy)
-            ax, ay = np.clip(fx - x0, 0.0, 1.0).astype(np.float64), fy - y0
+            x0, y0 = np.floor(fx), np.floor(fy)
+            ax, ay = (fx - x0).astype(np.float64), fy - y0
             index = np.where(valid, (y0 * columns + x0).astype(np.intp), off)
-            values = ((1 - ay) * ((1 - ax) * flat[index] + ax * flat[index + 1])
-                      + ay * ((1 - ax) * flat[index + columns] + ax * flat[index + columns + 1]))
+            bx = 1 - ax
+            top = bx * flat[index]
+            top += ax * flat[index + 1]
+            bottom = bx * flat[index + columns]
+            bottom += ax * flat[index + columns + 1]
+            values = (1 - ay) * top + ay * bottom
         sums[start : start + step] = values.sum(axis=1)
-        counts[start : start + step] = valid.sum(axis=1)
+        counts[start : start + step] = np.count_nonzero(valid, axis=1)
     return np.where(counts >= 0.3 * points.shape[0], sums / np.maximum(counts, 1), 0.0)
 
 
