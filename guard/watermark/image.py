@@ -673,20 +673,24 @@ def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     """
     h, w = obs.size
     bh, bw = obs.base.shape
-    bases, angles = [], []
+    turns, angles, tiles = [], [], []  # (the rotation, its angle, the tile's width and height) of each basis
     for theta in np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, _TURN_STEP)):
         c, s = math.cos(theta), abs(math.sin(theta))
         if s < 1e-6:
             continue
+        turn = _rotation(theta)
         for frame_h, frame_w in ((h, w), ((c * h - s * w) / (c * c - s * s), (c * w - s * h) / (c * c - s * s))):
             if min(frame_h, frame_w) < MIN_SIDE // 4:
                 continue
             for down, across in _tilings(round(frame_h), round(frame_w), nearby=True):
-                bases.append(np.diag([bw / w, bh / h]) @ _rotation(theta) @ np.diag([frame_w / across, frame_h / down]))
+                turns.append(turn)
                 angles.append(theta)
-    if not bases:
+                tiles.append((frame_w / across, frame_h / down))
+    if not turns:
         return []
-    bases_array = np.array(bases)
+    # diag(bw / w, bh / h) @ rotation @ diag(tile): the products by diagonal matrices, elementwise.
+    bases_array = np.array([bw / w, bh / h])[None, :, None] * np.array(turns) * np.array(tiles)[:, None, :]
+    bases = list(bases_array)
     scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases_array, layout.template)
     picked: list[int] = []
     for i in np.argsort(-scores).tolist():
