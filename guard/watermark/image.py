@@ -54,8 +54,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -99,6 +101,7 @@ _MAX_BOOST = 3.0  # informed embedding: at most this many times the base amplitu
 _MARGIN = 1.5  # ... to give every coded bit at least this many times its clean response
 _ANALYSIS_SIDE = 400  # the spectrum searched for lattices is of an image at most this short side
 _MAX_WORKING_AREA = 1280 * 720  # a geometry is read from at most this many working pixels (the centre)
+_SCORE_CHUNK = 1 << 15  # lattice points scored at a time (see ``_lattice_score``)
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -202,6 +205,7 @@ class _Layout:
     mac_key: bytes
     template: np.ndarray  # the template's frequencies (x, y) in cycles per tile, half-plane
     template_phase: np.ndarray
+    lowpass: np.ndarray  # exp(-(ring / r0)²) for each r0 of ``_LOWPASS_RADII`` (rows; see ``_ring_gain``)
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:
@@ -232,16 +236,18 @@ def _layout(secret: bytes) -> _Layout:
     pilot[order[:n_pilot]] = rng.choice([-1.0, 1.0], size=n_pilot)
     bit = np.full(dofs, -1)
     bit[order[n_pilot:]] = np.arange(dofs - n_pilot) % coding.CODED_BITS
+    dof_ring = np.repeat(np.rint(np.hypot(fr, fc)[rows, cols]).astype(int), 2)
     return _Layout(
         rows=rows,
         cols=cols,
         freq_rows=fr[rows, cols],
         freq_cols=fc[rows, cols],
-        ring=np.repeat(np.rint(np.hypot(fr, fc)[rows, cols]).astype(int), 2),
+        ring=dof_ring,
         pilot=pilot,
         bit=bit,
         sign=rng.choice([-1.0, 1.0], size=dofs),
         mac_key=_derive(secret, b"tag"),
+        lowpass=np.exp(-((dof_ring[None, :] / np.array(_LOWPASS_RADII)[:, None]) ** 2)),
         **_template_layout(secret, fr, fc),
     )
 
@@ -337,7 +343,7 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
     residual *= BASE_RMS * strength / float(residual[::step, ::step].std())
     # Integer pixels plus the rounded residual are the rounded sum; 16-bit halves the memory traffic at 4K.
-    residual = np.rint(residual).astype(np.int16)
+    residual = np.rint(residual, out=residual).astype(np.int16)
     if pixels.ndim == 3:
         residual = cv2.merge([residual, residual, residual])  # the same offset on R, G, B: a pure luma change
     marked = cv2.add(pixels, residual, dtype=cv2.CV_8U)  # rounds and saturates in one multithreaded pass
@@ -397,7 +403,8 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
 def _highpass(luma: np.ndarray) -> np.ndarray:
     import cv2
 
-    return luma - cv2.GaussianBlur(luma, (0, 0), _HIGHPASS_SIGMA)
+    low = cv2.GaussianBlur(luma, (0, 0), _HIGHPASS_SIGMA)
+    return np.subtract(luma, low, out=low)
 
 
 def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -410,16 +417,21 @@ def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Inverse-variance weighting is the matched filter for a mark of even strength in noise of varying power
     # (the image's texture); dividing by the local RMS (the power 1/2) under-weights flat regions, the full
     # power 1 over-weights the few flattest ones, where re-encoding noise rather than texture dominates.
-    denominator = (np.maximum(local_power, 0.0) + _CONTRAST_FLOOR) ** _CONTRAST_POWER
-    return detail / denominator, denominator
+    # (In place: each new array of this size costs as much as the arithmetic on it.)
+    denominator = np.maximum(local_power, 0.0, out=local_power)
+    denominator += _CONTRAST_FLOOR
+    np.power(denominator, _CONTRAST_POWER, out=denominator)
+    return np.divide(detail, denominator, out=detail), denominator
 
 
 def _fold_fft(detail: np.ndarray) -> np.ndarray:
     """Sum all TILE x TILE tiles (zero-padding the last ones) and return the DFT of the sum (the half with
     non-negative column frequencies, which holds every coefficient of the layout)."""
     h, w = detail.shape
-    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
-    padded[:h, :w] = detail
+    padded = detail.astype(np.float32, copy=False)
+    if h % TILE or w % TILE:  # a frame geometry's working grid needs none
+        padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
+        padded[:h, :w] = detail
     return np.fft.rfft2(padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2)))
 
 
@@ -464,15 +476,9 @@ def _ring_gain(layout: _Layout, aligned: np.ndarray, weight: np.ndarray) -> np.n
     estimate each ring's gain on its own without adding noise to an untouched image).
     """
     pilots = layout.pilot != 0
-    ring = layout.ring[pilots].astype(float)
-    signal = (aligned * layout.pilot * weight)[pilots]
-    best, best_score = None, -np.inf
-    for r0 in _LOWPASS_RADII:
-        gain = np.exp(-((ring / r0) ** 2))
-        score = float(gain @ signal) / math.sqrt(float((gain * gain) @ weight[pilots]))
-        if score > best_score:
-            best, best_score = r0, score
-    return np.exp(-((layout.ring / best) ** 2))
+    candidates = layout.lowpass[:, pilots]
+    scores = (candidates @ (aligned * layout.pilot * weight)[pilots]) / np.sqrt((candidates**2) @ weight[pilots])
+    return layout.lowpass[int(np.argmax(scores))]
 
 
 def _read(layout: _Layout, detail: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -531,17 +537,27 @@ def _observe(pixels: np.ndarray) -> _Observed:
     detail = small - cv2.GaussianBlur(small, (0, 0), 12.0)
     detail /= np.sqrt(np.maximum(cv2.blur(detail * detail, (41, 41)), 0.0)) + 0.5
     h, w = detail.shape
-    window = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
+    window, radius, counts = _analysis_grid(h, w)
     spectrum = np.fft.rfft2(detail * window)
     power = spectrum.real**2 + spectrum.imag**2
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    radius = np.minimum((np.hypot(fy, fx) * 200).astype(int), 100)
-    profile = np.bincount(radius.ravel(), weights=power.ravel()) / np.maximum(np.bincount(radius.ravel()), 1)
+    profile = np.bincount(radius.ravel(), weights=power.ravel()) / counts
     power = np.minimum(power / (profile[radius] + 1e-12), 10.0).astype(np.float32)
     power = np.concatenate([power, power[:, -1:]], axis=1)  # one column more: bilinear reads never fall off
     blurred = cv2.GaussianBlur(power, (0, 0), 0.8)
     return _Observed((height, width), base, power, w, blurred, (h / base.shape[0], w / base.shape[1]))
+
+
+@lru_cache(maxsize=8)
+def _analysis_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an analysis image of this size: its window, each rfft2 bin's radial band (in steps of 1/200 cycle
+    per pixel, up to 100) and each band's bin count (1 for an empty band). Cached: most images share a few
+    sizes."""
+    window = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
+    radius = np.minimum((np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) * 200).astype(int), 100)
+    counts = np.maximum(np.bincount(radius.ravel()), 1)
+    for array in (window, radius, counts):
+        array.flags.writeable = False
+    return window, radius, counts
 
 
 def _tukey(n: int, taper: float = 0.1) -> np.ndarray:
@@ -563,29 +579,47 @@ def _lattice_score(power: np.ndarray, width: int, bases: np.ndarray, points: np.
                    nearest: bool = False) -> np.ndarray:
     """Mean whitened power at the lattice points each basis (n x 2 x 2, in analysis pixels) puts the tile's
     ring on: a periodic pattern's energy lies on that lattice whatever its translation. ``nearest`` reads the
-    nearest bin (for the coarse search, on a dilated spectrum) instead of interpolating."""
-    h, half = power.shape[0], power.shape[1] - 1
+    nearest bin (for the coarse search, on a dilated spectrum) instead of interpolating.
+
+    The bases are scored in chunks of about ``_SCORE_CHUNK`` points, whose temporaries stay in the CPU's cache,
+    and each point is read from the flattened spectrum by one index (a point off the spectrum reads a block of
+    zeros): the coarse search scores ~500 points for each of ~1,000 bases per image.
+    """
+    h, columns = power.shape
+    # Rows 0..h+1 (a frequency may wrap to row h, and bilinear reads row + 1), then zeros for invalid points.
+    flat = np.concatenate([power.ravel(), power[:2].ravel(), np.zeros(columns + 2, power.dtype)])
+    off = (h + 2) * columns
     inv_t = np.linalg.inv(bases).transpose(0, 2, 1).astype(np.float32)  # frequencies = basis^-T k
     kx, ky = points[None, :, 0], points[None, :, 1]
-    wx = inv_t[:, 0, 0, None] * kx + inv_t[:, 0, 1, None] * ky
-    wy = inv_t[:, 1, 0, None] * kx + inv_t[:, 1, 1, None] * ky
-    sign = np.where(wx < 0, -1.0, 1.0).astype(np.float32)
-    wx, wy = wx * sign, wy * sign
-    valid = (wx < 0.42) & (np.abs(wy) < 0.42)
-    fx = np.where(valid, wx * width, 0.0)
-    fy = np.mod(wy * h, h)
-    if nearest:
-        values = power[np.rint(fy).astype(np.int64) % h, np.minimum(np.rint(fx).astype(np.int64), half)]
-    else:
-        # np.mod of a tiny negative frequency can round to exactly h: wrap it, and keep x0 + 1 inside the spectrum.
-        x0, y0 = np.minimum(fx.astype(np.int64), half - 1), fy.astype(np.int64) % h
-        ax, ay = np.clip(fx - x0, 0.0, 1.0), fy - np.floor(fy)
-        y1 = (y0 + 1) % h
-        values = ((1 - ay) * ((1 - ax) * power[y0, x0] + ax * power[y0, x0 + 1])
-                  + ay * ((1 - ax) * power[y1, x0] + ax * power[y1, x0 + 1]))
-    count = valid.sum(axis=1)
-    score = (values * valid).sum(axis=1) / np.maximum(count, 1)
-    return np.where(count >= 0.3 * points.shape[0], score, 0.0)
+    sums, counts = np.empty(len(bases)), np.empty(len(bases), dtype=np.int64)
+    step = max(1, _SCORE_CHUNK // points.shape[0])
+    for start in range(0, len(bases), step):
+        m = inv_t[start : start + step]
+        wx = m[:, 0, 0, None] * kx + m[:, 0, 1, None] * ky
+        wy = m[:, 1, 0, None] * kx + m[:, 1, 1, None] * ky
+        # The spectrum holds the half-plane of non-negative x frequencies: a point left of it reads its mirror.
+        # (Elementwise arithmetic throughout: numpy's ``where=`` arguments and np.mod cost ten times more.)
+        wy = np.where(wx < 0, -wy, wy)
+        wx = np.abs(wx)
+        valid = (wx < 0.42) & (np.abs(wy) < 0.42)
+        fx, fy = wx * width, wy * h
+        fy += (fy < 0) * np.float32(h)  # np.mod(fy, h) wherever valid (|fy| < h there)
+        # Valid points lie below 0.42 cycles a pixel: column x0 + 1 (or the rounded column) stays in the spectrum.
+        if nearest:
+            values = flat[np.where(valid, (np.rint(fy) * columns + np.rint(fx)).astype(np.intp), off)]
+        else:
+            x0, y0 = np.floor(fx), np.floor(fy)
+            ax, ay = (fx - x0).astype(np.float64), fy - y0
+            index = np.where(valid, (y0 * columns + x0).astype(np.intp), off)
+            bx = 1 - ax
+            top = bx * flat[index]
+            top += ax * flat[index + 1]
+            bottom = bx * flat[index + columns]
+            bottom += ax * flat[index + columns + 1]
+            values = (1 - ay) * top + ay * bottom
+        sums[start : start + step] = values.sum(axis=1)
+        counts[start : start + step] = np.count_nonzero(valid, axis=1)
+    return np.where(counts >= 0.3 * points.shape[0], sums / np.maximum(counts, 1), 0.0)
 
 
 def _rotation(theta: np.ndarray) -> np.ndarray:
@@ -639,20 +673,24 @@ def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     """
     h, w = obs.size
     bh, bw = obs.base.shape
-    bases, angles = [], []
+    turns, angles, tiles = [], [], []  # (the rotation, its angle, the tile's width and height) of each basis
     for theta in np.deg2rad(np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, _TURN_STEP)):
         c, s = math.cos(theta), abs(math.sin(theta))
         if s < 1e-6:
             continue
+        turn = _rotation(theta)
         for frame_h, frame_w in ((h, w), ((c * h - s * w) / (c * c - s * s), (c * w - s * h) / (c * c - s * s))):
             if min(frame_h, frame_w) < MIN_SIDE // 4:
                 continue
             for down, across in _tilings(round(frame_h), round(frame_w), nearby=True):
-                bases.append(np.diag([bw / w, bh / h]) @ _rotation(theta) @ np.diag([frame_w / across, frame_h / down]))
+                turns.append(turn)
                 angles.append(theta)
-    if not bases:
+                tiles.append((frame_w / across, frame_h / down))
+    if not turns:
         return []
-    bases_array = np.array(bases)
+    # diag(bw / w, bh / h) @ rotation @ diag(tile): the products by diagonal matrices, elementwise.
+    bases_array = np.array([bw / w, bh / h])[None, :, None] * np.array(turns) * np.array(tiles)[:, None, :]
+    bases = list(bases_array)
     scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases_array, layout.template)
     picked: list[int] = []
     for i in np.argsort(-scores).tolist():
@@ -762,7 +800,9 @@ def _working(obs: _Observed, geometry: _Geometry) -> np.ndarray:
     working = cv2.warpAffine(image, matrix, dsize, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST | flags)
     inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
-    return _normalise(working)[0] * inside
+    detail = _normalise(working)[0]
+    detail *= inside
+    return detail
 
 
 def detect(image: Image.Image, secret: bytes) -> ImageWatermarkResult:
@@ -776,7 +816,9 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
     Frame geometries are read first for every image; the search runs only for images none of them decoded.
     Each geometry gives its two highest pilot peaks as candidates; the first candidate, by peak height, whose
     tag matches is the result. If none matches, the ``LIST_CANDIDATES`` highest peaks are decoded again into
-    their ``LIST_SIZE`` most likely messages (``image_coding.decode_list``) and any whose tag matches is.
+    their ``LIST_SIZE`` most likely messages (``image_coding.decode_list``) and any whose tag matches is. The
+    geometries of a stage are read on a few threads (the work is OpenCV and large numpy operations, which
+    release the GIL); the result does not depend on their number.
     """
     layout = _layout(secret)
     observed = [_observe(_pixels(image)[0]) for image in images]
@@ -804,10 +846,12 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
         )
 
     for stage in (_frame_geometries, _search):
-        flat = sorted(((i, z, soft, geometry)
-                       for i, obs in enumerate(observed) if results[i] is None
-                       for geometry in stage(obs, layout)
-                       for z, soft in _read(layout, _working(obs, geometry))), key=lambda item: -item[1])
+        jobs = [(i, geometry)
+                for i, obs in enumerate(observed) if results[i] is None for geometry in stage(obs, layout)]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            reads = list(pool.map(lambda job: _read(layout, _working(observed[job[0]], job[1])), jobs))
+        flat = sorted(((i, z, soft, geometry) for (i, geometry), found in zip(jobs, reads) for z, soft in found),
+                      key=lambda item: -item[1])
         if not flat:
             continue
         softs = np.array([item[2] for item in flat])
