@@ -185,6 +185,7 @@ class ImageWatermark(_Strict):
 
     enabled: bool = True
     strength: float = Field(default=1.0, gt=0)
+    flat_level: float = Field(default=16.0, ge=0, le=255)  # spare flat regions (0: off); see image.embed
 
 
 class Disclosure(_Strict):

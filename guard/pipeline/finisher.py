@@ -77,7 +77,8 @@ class Finisher:
 
             key_id = self.keys.watermark_key_id()
             payload = WatermarkPayload.for_record(record.record_id, key_id)
-            image = embed(image, payload, self.keys.watermark_secret(), strength=self.watermark.strength)
+            image = embed(image, payload, self.keys.watermark_secret(), strength=self.watermark.strength,
+                          flat_level=self.watermark.flat_level)
             # The record names what is handed back, not the raw generation.
             record = replace(record, watermark={"scheme": SCHEME, "key_id": key_id,
                                                 "payload": payload.to_bytes().hex()},

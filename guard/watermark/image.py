@@ -24,6 +24,10 @@ Design (``SCHEME``), in the order the embedder applies it:
    way, boosts that bit's amplitude to cancel it (bounded; the residual is then rescaled to the same RMS).
    The residual is built on the working grid (64 pixels a tile), resized to the image and added to R, G and B
    alike (a pure luma change).
+   **Flat regions spared** (``flat_level``, default 16): where the local contrast is low (a clear sky) the
+   residual is scaled down, to ``sqrt(2 s² + C2) / flat_level`` of its level, and the textured rest raised by up
+   to 1.6x to keep the RMS: the mark no longer shows as a mottle on a sky and SSIM reaches 0.98, at a measured
+   cost in robustness to WebP (``_envelope``). The detector does not need to know.
 5. **Detection** tries geometries, each a map from the tile to the image's pixels, and reads each the same
    way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 3/4 (a
    brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
@@ -97,6 +101,10 @@ _HIGHPASS_SIGMA = 4.0  # working pixels
 _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
 _CONTRAST_POWER, _CONTRAST_FLOOR = 0.75, 1.0  # divisor (local power + floor) ** power (see ``_normalise``)
 _LOWPASS_RADII = (6.0, 8.0, 10.0, 12.5, 15.0, 18.0, 22.0, 30.0, 1e9)  # cycles per tile (see ``_ring_gain``)
+FLAT_LEVEL = 16.0  # default ``flat_level`` (8-bit levels): SSIM 0.98 on photos (docs/watermark.md)
+FLAT_LIFT = 1.6  # with ``flat_level``, the most the textured rest is raised to make up for flat regions
+_MASK_BOX = 5  # working pixels: about SSIM's 7-pixel window
+_SSIM_C2 = (0.03 * 255) ** 2
 _MAX_BOOST = 3.0  # informed embedding: at most this many times the base amplitude on one degree of freedom
 _MARGIN = 1.5  # ... to give every coded bit at least this many times its clean response
 _ANALYSIS_SIDE = 400  # the spectrum searched for lattices is of an image at most this short side
@@ -311,17 +319,22 @@ def frame_tiles(height: int, width: int) -> tuple[int, int]:
     return (across_short, across_long) if height <= width else (across_long, across_short)
 
 
-def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength: float = 1.0) -> Image.Image:
+def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength: float = 1.0,
+          flat_level: float = FLAT_LEVEL) -> Image.Image:
     """Return a copy of ``image`` carrying ``payload``, readable only with ``secret``.
 
-    ``strength`` scales the residual (1.0: RMS 2 levels, PSNR ≈ 42 dB); the mode (L, LA, RGB, RGBA) is kept,
-    grey modes come back as L, others as RGB. Raises ``InputError`` for an image too small to carry the mark.
+    ``strength`` scales the residual (1.0: RMS 2.4 levels, PSNR ≈ 40.5 dB); the mode (L, LA, RGB, RGBA) is kept,
+    grey modes come back as L, others as RGB. ``flat_level`` (8-bit levels of local contrast; 0: off) spares flat
+    regions, where the mark can show as a faint mottle on a clear sky: see ``_envelope``. Raises ``InputError``
+    for an image too small to carry the mark.
     """
     import cv2
     from PIL import Image
 
     if strength <= 0:
         raise ValueError(f"strength must be positive, got {strength}")
+    if flat_level < 0:
+        raise ValueError(f"flat_level must be 0 (off) or positive, got {flat_level}")
     layout = _layout(secret)
     pixels, alpha = _pixels(image)
     height, width = pixels.shape[:2]
@@ -333,15 +346,21 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     # 25 M values to float.
     working = _luma(cv2.resize(pixels, (TILE * across, TILE * down), interpolation=cv2.INTER_AREA))
     target = _carrier_values(layout, payload.to_bytes())
-    values = _informed_values(layout, target, working, strength * math.sqrt(1.0 - TEMPLATE_SHARE))
+    envelope = _envelope(working, flat_level) if flat_level else None
+    values = _informed_values(layout, target, working, strength * math.sqrt(1.0 - TEMPLATE_SHARE), envelope)
     tile = _tile(layout, values)
     tile *= math.sqrt(1.0 - TEMPLATE_SHARE) / tile.std()
     if TEMPLATE_SHARE:
         template = _template_tile(layout)
         tile += template * (math.sqrt(TEMPLATE_SHARE) / template.std())
-    residual = cv2.resize(np.tile(tile, (down, across)), (width, height), interpolation=cv2.INTER_CUBIC)
+    tiled = np.tile(tile, (down, across))
+    rms = BASE_RMS * strength
+    if envelope is not None:
+        tiled *= envelope
+        rms *= float(np.sqrt(np.mean(envelope * envelope)))
+    residual = cv2.resize(tiled, (width, height), interpolation=cv2.INTER_CUBIC)
     step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
-    residual *= BASE_RMS * strength / float(residual[::step, ::step].std())
+    residual *= rms / float(residual[::step, ::step].std())
     # Integer pixels plus the rounded residual are the rounded sum; 16-bit halves the memory traffic at 4K.
     residual = np.rint(residual, out=residual).astype(np.int16)
     if pixels.ndim == 3:
@@ -353,7 +372,32 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     return out
 
 
-def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, strength: float) -> np.ndarray:
+def _envelope(working: np.ndarray, flat_level: float) -> np.ndarray:
+    """The residual's relative local amplitude on the working grid: less where the image is flat (local contrast
+    below ``flat_level``), and the textured rest raised by up to ``FLAT_LIFT`` to keep the residual's RMS.
+
+    A residual of local RMS ``m`` on content of local standard deviation ``s`` costs SSIM about
+    ``m² / (2 s² + C2)`` (C2 = (0.03 * 255)², SSIM's own constant), and it shows where ``s`` is small: a clear
+    sky. The amplitude follows ``sqrt(2 s² + C2) / flat_level``, capped at 1. The price is robustness where the
+    mark survived best: a flat region keeps the mark through re-encoding that smooths texture (WebP), so a
+    mostly flat image loses most (docs/watermark.md has the measured trade).
+    """
+    import cv2
+
+    box = (_MASK_BOX, _MASK_BOX)
+    mean = cv2.blur(working, box)
+    variance = np.maximum(cv2.blur(working * working, box) - mean * mean, 0.0)
+    envelope = np.minimum(1.0, np.sqrt(2.0 * variance + _SSIM_C2) / flat_level).astype(np.float32)
+    textured = envelope >= 1.0
+    share = float(np.mean(textured))
+    if share > 0:  # raise only the textured part, so that the whole keeps its RMS if it can
+        flat_power = float(np.sum(np.where(textured, 0.0, envelope * envelope))) / envelope.size
+        envelope[textured] = min(FLAT_LIFT, math.sqrt((1.0 - flat_power) / share))
+    return envelope
+
+
+def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, strength: float,
+                     envelope: np.ndarray | None = None) -> np.ndarray:
     """Degree-of-freedom amplitudes that cancel the image's own interference with the mark.
 
     The image itself is the largest noise the detector faces: its content projects onto every degree of
@@ -366,6 +410,8 @@ def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, s
     host = _dof_values(layout, _fold_fft(detail)[layout.rows, layout.cols])
     plain = _tile(layout, target)
     tiled = np.tile(plain, (working.shape[0] // TILE, working.shape[1] // TILE))
+    if envelope is not None:
+        tiled *= envelope
     response = _dof_values(layout, _fold_fft(_highpass(tiled) / denominator)[layout.rows, layout.cols])
     counts = np.maximum(np.bincount(layout.ring), 1)
     gain = np.maximum(np.bincount(layout.ring, weights=response * target) / counts, 1e-9)[layout.ring]
