@@ -25,10 +25,9 @@ Design (``SCHEME``), in the order the embedder applies it:
    The residual is built on the working grid (64 pixels a tile), resized to the image and added to R, G and B
    alike (a pure luma change).
    **Flat regions spared** (``flat_level``, default 16): where the local contrast is low (a clear sky) the
-   residual's outer rings and template are scaled down, to ``sqrt(2 s² + C2) / flat_level`` of their level (the
-   inner rings, up to 7 cycles per tile, keep theirs: they survive downscaling and WebP, and show as soft
-   blotches, not a mottle), and the textured rest is raised by up to 1.6x to keep the RMS: SSIM reaches 0.98, at a
-   measured cost in robustness to WebP (``_envelope``, ``_shaped``). The detector does not need to know.
+   residual is scaled down, to ``sqrt(2 s² + C2) / flat_level`` of its level, and the textured rest raised by up
+   to 1.6x to keep the RMS: the mark no longer shows as a mottle on a sky and SSIM reaches 0.98, at a measured
+   cost in robustness to WebP (``_envelope``). The detector does not need to know.
 5. **Detection** tries geometries, each a map from the tile to the image's pixels, and reads each the same
    way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 3/4 (a
    brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
@@ -103,7 +102,6 @@ _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pix
 _CONTRAST_POWER, _CONTRAST_FLOOR = 0.75, 1.0  # divisor (local power + floor) ** power (see ``_normalise``)
 _LOWPASS_RADII = (6.0, 8.0, 10.0, 12.5, 15.0, 18.0, 22.0, 30.0, 1e9)  # cycles per tile (see ``_ring_gain``)
 FLAT_LEVEL = 16.0  # default ``flat_level`` (8-bit levels): SSIM 0.98 on photos (docs/watermark.md)
-FLAT_KEEPS_RINGS = 7  # cycles per tile: with ``flat_level``, the rings up to this keep their level everywhere
 FLAT_LIFT = 1.6  # with ``flat_level``, the most the textured rest is raised to make up for flat regions
 _MASK_BOX = 5  # working pixels: about SSIM's 7-pixel window
 _SSIM_C2 = (0.03 * 255) ** 2
@@ -351,17 +349,15 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     envelope = _envelope(working, flat_level) if flat_level else None
     values = _informed_values(layout, target, working, strength * math.sqrt(1.0 - TEMPLATE_SHARE), envelope)
     tile = _tile(layout, values)
-    scale = math.sqrt(1.0 - TEMPLATE_SHARE) / float(tile.std())
-    tile *= scale
+    tile *= math.sqrt(1.0 - TEMPLATE_SHARE) / tile.std()
     if TEMPLATE_SHARE:
         template = _template_tile(layout)
         tile += template * (math.sqrt(TEMPLATE_SHARE) / template.std())
+    tiled = np.tile(tile, (down, across))
     rms = BASE_RMS * strength
-    if envelope is None:
-        tiled = np.tile(tile, (down, across))
-    else:
-        tiled = _shaped(layout, values, scale, tile, envelope)
-        rms *= min(1.0, float(tiled.std()) / float(tile.std()))
+    if envelope is not None:
+        tiled *= envelope
+        rms *= float(np.sqrt(np.mean(envelope * envelope)))
     residual = cv2.resize(tiled, (width, height), interpolation=cv2.INTER_CUBIC)
     step = max(1, min(height, width) // 512)  # the RMS from a subsample: the residual is smooth at this step
     residual *= rms / float(residual[::step, ::step].std())
@@ -374,16 +370,6 @@ def embed(image: Image.Image, payload: WatermarkPayload, secret: bytes, strength
     if alpha is not None:
         out.putalpha(alpha)
     return out
-
-
-def _shaped(layout: _Layout, values: np.ndarray, scale: float, tile: np.ndarray, envelope: np.ndarray) -> np.ndarray:
-    """``tile`` (made from ``values`` times ``scale``, perhaps plus the template) repeated over the working grid,
-    its rings above ``FLAT_KEEPS_RINGS`` and the template multiplied by ``envelope``; the inner rings keep their
-    level everywhere: they are what survives a downscale and WebP, and on a flat sky they are broad, soft
-    blotches rather than a fine mottle."""
-    down, across = envelope.shape[0] // TILE, envelope.shape[1] // TILE
-    inner = _tile(layout, np.where(layout.ring <= FLAT_KEEPS_RINGS, values, 0.0)) * scale
-    return np.tile(inner, (down, across)) + np.tile(tile - inner, (down, across)) * envelope
 
 
 def _envelope(working: np.ndarray, flat_level: float) -> np.ndarray:
@@ -423,10 +409,9 @@ def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, s
     detail, denominator = _normalise(working)
     host = _dof_values(layout, _fold_fft(detail)[layout.rows, layout.cols])
     plain = _tile(layout, target)
-    if envelope is None:
-        tiled = np.tile(plain, (working.shape[0] // TILE, working.shape[1] // TILE))
-    else:
-        tiled = _shaped(layout, target, 1.0, plain, envelope)
+    tiled = np.tile(plain, (working.shape[0] // TILE, working.shape[1] // TILE))
+    if envelope is not None:
+        tiled *= envelope
     response = _dof_values(layout, _fold_fft(_highpass(tiled) / denominator)[layout.rows, layout.cols])
     counts = np.maximum(np.bincount(layout.ring), 1)
     gain = np.maximum(np.bincount(layout.ring, weights=response * target) / counts, 1e-9)[layout.ring]

@@ -130,9 +130,8 @@ def test_psnr_at_least_40_db_on_photos(path, payload):
 
 
 def test_flat_regions_are_spared_and_the_mark_still_read(payload):
-    """A clear sky beside texture: with ``flat_level`` the sky keeps only the mark's inner rings at full level (under
-    two thirds of the residual it gets without), the textured half a little more, and the mark is read untouched
-    and after JPEG 75."""
+    """A clear sky beside texture: with ``flat_level`` the sky gets under half the residual it gets without, the
+    textured half a little more, and the mark is read untouched and after JPEG 75."""
     from core.imageio import jpeg_roundtrip
 
     rng = np.random.default_rng(5)
@@ -146,7 +145,7 @@ def test_flat_regions_are_spared_and_the_mark_still_read(payload):
         return float(np.sqrt(((np.asarray(marked, float) - np.asarray(image, float))[rows] ** 2).mean()))
 
     sky_rows, texture_rows = slice(16, 240), slice(272, 496)  # away from the seam
-    assert rms(spared, sky_rows) < 0.65 * rms(plain, sky_rows)
+    assert rms(spared, sky_rows) < 0.5 * rms(plain, sky_rows)
     assert rms(spared, texture_rows) >= rms(plain, texture_rows)
     for attack in (lambda im: im, lambda im: jpeg_roundtrip(im, 75)):
         assert wm.detect(attack(spared), SECRET).payload == payload
