@@ -78,6 +78,22 @@ def encode(info: np.ndarray) -> np.ndarray:
     return np.concatenate(coded)
 
 
+def _branches(soft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Branch metrics of a batch of words, ``(steps, words, input bit, j)`` from the even and the odd predecessor.
+
+    A branch's metric is the correlation of a step's soft values with the coded bits of that transition. New
+    state (bit << 5 | j) has the two predecessors 2j and 2j + 1: a butterfly, read with no gathers.
+    """
+    outputs, _ = _trellis()
+    words = np.atleast_2d(soft).astype(np.float64)
+    n, steps = words.shape[0], words.shape[1] // RATE_INVERSE
+    received = words[:, : steps * RATE_INVERSE].reshape(n, steps, RATE_INVERSE)
+    branch = received @ (1.0 - 2.0 * outputs.reshape(-1, RATE_INVERSE).T.astype(np.float64))
+    branch = branch.reshape(n, steps, _STATES // 2, 2, 2)  # (w, t, j, lowest state bit, input bit)
+    return (np.ascontiguousarray(branch[:, :, :, 0, :].transpose(1, 0, 3, 2)),
+            np.ascontiguousarray(branch[:, :, :, 1, :].transpose(1, 0, 3, 2)))
+
+
 def decode(soft: np.ndarray) -> np.ndarray:
     """Soft-decision Viterbi decoding of one word ``(CODED_BITS,)`` or a batch ``(n, CODED_BITS)``.
 
@@ -86,16 +102,8 @@ def decode(soft: np.ndarray) -> np.ndarray:
     state 0, and returns the ``INFO_BITS`` information bits (per word). A batch costs about what one word does:
     the time goes into per-step overhead, not arithmetic.
     """
-    outputs, _ = _trellis()
-    words = np.atleast_2d(soft).astype(np.float64)
-    n, steps = words.shape[0], words.shape[1] // RATE_INVERSE
-    received = words[:, : steps * RATE_INVERSE].reshape(n, steps, RATE_INVERSE)
-    # branch[w, t, state, bit]: correlation of step t's soft values with that transition's coded bits.
-    branch = received @ (1.0 - 2.0 * outputs.reshape(-1, RATE_INVERSE).T.astype(np.float64))
-    branch = branch.reshape(n, steps, _STATES // 2, 2, 2)  # (w, t, j, lowest state bit, input bit)
-    # New state (bit << 5 | j) has the two predecessors 2j and 2j + 1: a butterfly, with no gathers.
-    from_even = np.ascontiguousarray(branch[:, :, :, 0, :].transpose(1, 0, 3, 2))  # (t, w, input bit, j)
-    from_odd = np.ascontiguousarray(branch[:, :, :, 1, :].transpose(1, 0, 3, 2))
+    from_even, from_odd = _branches(soft)
+    steps, n = from_even.shape[:2]
     metric = np.full((n, _STATES), -np.inf)
     metric[:, 0] = 0.0
     choices = np.zeros((steps, n, _STATES), dtype=bool)
@@ -122,15 +130,9 @@ def decode_list(soft: np.ndarray, size: int) -> np.ndarray:
     in state 0. Its first message is ``decode``'s; it costs about ``size`` / 4 times more, so the detector uses it
     only on the few candidates whose first message failed.
     """
-    outputs, _ = _trellis()
-    words = np.atleast_2d(soft).astype(np.float64)
-    n, steps = words.shape[0], words.shape[1] // RATE_INVERSE
+    from_even, from_odd = (branches[..., None] for branches in _branches(soft))  # (t, w, input bit, j, 1)
+    steps, n = from_even.shape[:2]
     half = _STATES // 2
-    received = words[:, : steps * RATE_INVERSE].reshape(n, steps, RATE_INVERSE)
-    branch = received @ (1.0 - 2.0 * outputs.reshape(-1, RATE_INVERSE).T.astype(np.float64))
-    branch = branch.reshape(n, steps, half, 2, 2)  # (w, t, j, lowest state bit, input bit), as in ``decode``
-    from_even = branch[:, :, :, 0, :].transpose(1, 0, 3, 2)[..., None]  # (t, w, input bit, j, 1)
-    from_odd = branch[:, :, :, 1, :].transpose(1, 0, 3, 2)[..., None]
     metric = np.full((n, _STATES, size), -np.inf)
     metric[:, 0, 0] = 0.0
     # back[t, w, state, k]: where path k of this state came from: predecessor parity * size + its rank there.
