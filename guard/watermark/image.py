@@ -736,9 +736,8 @@ def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     if not turns:
         return []
     # diag(bw / w, bh / h) @ rotation @ diag(tile): the products by diagonal matrices, elementwise.
-    bases_array = np.array([bw / w, bh / h])[None, :, None] * np.array(turns) * np.array(tiles)[:, None, :]
-    bases = list(bases_array)
-    scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases_array, layout.template)
+    bases = np.array([bw / w, bh / h])[None, :, None] * np.array(turns) * np.array(tiles)[:, None, :]
+    scores = _lattice_score(obs.power, obs.width, np.diag(obs.analysis_scale[::-1]) @ bases, layout.template)
     picked: list[int] = []
     for i in np.argsort(-scores).tolist():
         if all(abs(angles[i] - angles[j]) > math.radians(1.0) or not np.allclose(bases[i], bases[j], rtol=0.03)
@@ -746,7 +745,7 @@ def _turned_frames(obs: _Observed, layout: _Layout) -> list[_Geometry]:
             picked.append(i)
         if len(picked) == TURNED_GEOMETRIES:
             break
-    return [_Geometry(bases_array[i], "turned") for i in picked]
+    return [_Geometry(bases[i], "turned") for i in picked]
 
 
 def _aspects(height: int, width: int) -> list[float]:
