@@ -32,9 +32,10 @@ Design (``SCHEME``), in the order the embedder applies it:
    way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 3/4 (a
    brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
    into one ("folding": any crop offset becomes a cyclic shift), a cross-correlation with the keyed pilot
-   finds the shift, and the aligned coefficients, weighted by the noise in their ring and by how much of the
-   mark the ring still holds (a low-pass fitted to the pilot), give one soft value per coded bit for the
-   Viterbi decoder.
+   finds the shift, and the aligned coefficients, weighted by the image's own power at their frequency (its
+   level in their ring, adjusted by the tiles' mean periodogram: texture is not the same in every direction)
+   and by how much of the mark the ring still holds (a low-pass fitted to the pilot), give one soft value per
+   coded bit for the Viterbi decoder. The informed embedder weighs the image's interference the same way.
    The geometries: first the frame's own tilings (an untouched, re-encoded or rescaled image) and the same
    turned by small angles (a rotation, with the canvas kept or expanded, perhaps rescaled after); then, if none
    decodes, the best of a search over tile size, aspect and rotation (a crop, a screenshot): the tiled pattern
@@ -43,12 +44,13 @@ Design (``SCHEME``), in the order the embedder applies it:
    the template's 12 points, and the best few by each score are refined and read; the template is searched a
    second time without rotation (crops, screenshots and rescales keep the image upright), where fewer chance
    peaks compete and the refined tile is not tilted by noise. Frame tilings are ranked by the same two scores,
-   turned ones by the template's. A v2 mark (no template) is read as before: by its frame and its ring's
-   lattice.
+   turned ones by the template's; a thumbnail (at most ``SMALL_FRAME_SIDE`` pixels on its short side) reads
+   every tiling that keeps its aspect ratio, since its template lies above the Nyquist frequency. A v2 mark
+   (no template) is read as before: by its frame and its ring's lattice.
 
 Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` messages are checked per
-image (52 candidates' most likely messages, and 7 more each for the 4 best candidates of each stage when those
-fail: see ``detect_many``) and each matches by chance with probability 2**-40 on an image that holds no mark
+image (the most likely messages of at most 52 candidates, each stage's highest pilot peaks, and 7 more each for
+the 4 best candidates of each stage when those fail: see ``detect_many``) and each matches by chance with probability 2**-40 on an image that holds no mark
 for this secret, so the false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 108 * 2**-40 ≈ 9.8e-11,
 whatever the image.
 """

@@ -193,6 +193,18 @@ def test_false_alarm_bound_follows_from_the_decision_rule():
     assert wm.FALSE_ALARM_BOUND <= 1e-9
 
 
+@pytest.mark.parametrize("size", [(150, 112), (250, 188), (600, 400)])
+def test_no_more_messages_checked_than_the_bound_counts(monkeypatch, size):
+    """The bound counts the messages checked against the tag; a thumbnail reads more frame tilings than a photo
+    but still checks no more of them (each stage decodes only its highest pilot peaks)."""
+    checked = []
+    real_unframe = wm.coding.unframe
+    monkeypatch.setattr(wm.coding, "unframe", lambda key, bits: checked.append(bits) or real_unframe(key, bits))
+    unmarked = skimage_image("coffee").resize(size, Image.Resampling.LANCZOS)
+    assert not wm.detect(unmarked, SECRET).found
+    assert 0 < len(checked) <= wm.MAX_ATTEMPTS
+
+
 # -- sizes, modes, errors --------------------------------------------------------------------------------------
 
 
