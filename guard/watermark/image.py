@@ -116,6 +116,7 @@ _MASK_BOX = 5  # working pixels: about SSIM's 7-pixel window
 _SSIM_C2 = (0.03 * 255) ** 2
 _MAX_BOOST = 3.0  # informed embedding: at most this many times the base amplitude on one degree of freedom
 _MARGIN = 1.5  # ... to give every coded bit at least this many times its clean response
+_WHITEN_BOX = 9  # spectral bins: the local mean the analysis spectrum is whitened by (see ``_observe``)
 _ANALYSIS_SIDE = 400  # the spectrum searched for lattices is of an image at most this short side
 _MAX_WORKING_AREA = 1280 * 720  # a geometry is read from at most this many working pixels (the centre)
 _SCORE_CHUNK = 1 << 15  # lattice points scored at a time (see ``_lattice_score``)
@@ -627,8 +628,12 @@ def _observe(pixels: np.ndarray) -> _Observed:
     window, radius, counts = _analysis_grid(h, w)
     spectrum = np.fft.rfft2(detail * window)
     power = spectrum.real**2 + spectrum.imag**2
+    # Whitened by the geometric mean of the radial profile and the power's own local mean: texture that is not
+    # the same in every direction (grass blades, a screen, stripes) raises whole regions of the spectrum, where
+    # chance points outscore a true lattice; a box of 9 bins averages a template peak away to 1/81 of itself.
     profile = np.bincount(radius.ravel(), weights=power.ravel()) / counts
-    power = np.minimum(power / (profile[radius] + 1e-12), 10.0).astype(np.float32)
+    local = cv2.blur(power.astype(np.float32), (_WHITEN_BOX, _WHITEN_BOX), borderType=cv2.BORDER_REFLECT)
+    power = np.minimum(power / (np.sqrt(local * profile[radius]) + 1e-12), 10.0).astype(np.float32)
     power = np.concatenate([power, power[:, -1:]], axis=1)  # one column more: bilinear reads never fall off
     blurred = cv2.GaussianBlur(power, (0, 0), 0.8)
     return _Observed((height, width), base, power, w, blurred, (h / base.shape[0], w / base.shape[1]))
