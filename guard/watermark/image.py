@@ -40,19 +40,19 @@ Design (``SCHEME``), in the order the embedder applies it:
    turned by small angles (a rotation, with the canvas kept or expanded, perhaps rescaled after); then, if none
    decodes, the best of a search over tile size, aspect and rotation (a crop, a screenshot): the tiled pattern
    puts its energy on a lattice in the image's spectrum, whatever the translation, so each candidate is scored
-   by the spectral power at its points (cheap, no resampling), once on the payload ring's lattice and once on
-   the template's 12 points, and the best few by each score are refined and read; the template is searched a
-   second time without rotation (crops, screenshots and rescales keep the image upright), where fewer chance
-   peaks compete and the refined tile is not tilted by noise. Frame tilings are ranked by the same two scores,
+   by the whitened spectral power at its points (cheap, no resampling), once on the payload ring's lattice and
+   once on the template's 12 points, and the best few by each score are refined and read; the template is
+   searched a second time without rotation (crops, screenshots and rescales keep the image upright), where fewer
+   chance peaks compete and the refined tile is not tilted by noise. Frame tilings are ranked by the same two scores,
    turned ones by the template's; a thumbnail (at most ``SMALL_FRAME_SIDE`` pixels on its short side) reads
    every tiling that keeps its aspect ratio, since its template lies above the Nyquist frequency. A v2 mark
    (no template) is read as before: by its frame and its ring's lattice.
 
 Decision rule: ``found`` only if the decoded tag matches. At most ``MAX_ATTEMPTS`` messages are checked per
 image (the most likely messages of at most 52 candidates, each stage's highest pilot peaks, and 7 more each for
-the 4 best candidates of each stage when those fail: see ``detect_many``) and each matches by chance with probability 2**-40 on an image that holds no mark
-for this secret, so the false-alarm probability is at most ``FALSE_ALARM_BOUND`` = 108 * 2**-40 ≈ 9.8e-11,
-whatever the image.
+the 4 best candidates of each stage when those fail: see ``detect_many``) and each matches by chance with
+probability 2**-40 on an image that holds no mark for this secret, so the false-alarm probability is at most
+``FALSE_ALARM_BOUND`` = 108 * 2**-40 ≈ 9.8e-11, whatever the image.
 """
 
 from __future__ import annotations
