@@ -29,7 +29,7 @@ Design (``SCHEME``), in the order the embedder applies it:
    to 1.6x to keep the RMS: the mark no longer shows as a mottle on a sky and SSIM reaches 0.98, at a measured
    cost in robustness to WebP (``_envelope``). The detector does not need to know.
 5. **Detection** tries geometries, each a map from the tile to the image's pixels, and reads each the same
-   way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 3/4 (a
+   way: the luma is resampled onto the tile grid, high-passed and divided by its local power to the 2/3 (a
    brightness or contrast change does nothing, textured regions do not drown the mark), all tiles are summed
    into one ("folding": any crop offset becomes a cyclic shift), a cross-correlation with the keyed pilot
    finds the shift, and the aligned coefficients, weighted by the image's own power at their frequency (its
@@ -94,7 +94,8 @@ SEARCH_GEOMETRIES = 4  # searched geometries read per image, by each of the thre
 TURNED_GEOMETRIES = 3  # the frame tilings turned by a small angle, read per image (see ``_turned_frames``)
 LIST_CANDIDATES, LIST_SIZE = 4, 8  # per image and stage, the candidates list-decoded, and how many messages each
 LIST_MIN_Z = 3.8  # ... among those whose pilot peak stands at least this high (see ``detect_many``)
-SMALL_FRAME_SIDE = 256  # images up to this short side read every frame tiling that keeps their aspect ratio
+SMALL_FRAME_SIDE = 256  # images up to this short side read every frame tiling that keeps their aspect ratio ...
+SMALL_FRAME_TILES = 48  # ... and has at most this many tiles (6 x 8: a panorama's would cost a second or more)
 # Messages checked against the tag per image, at most: the candidates (pilot peaks) decoded in the first pass (frame
 # tilings, turned frames) and in the search, each stage's highest, and the list decoding's runners-up.
 FRAME_CANDIDATES = PEAKS_PER_GEOMETRY * (2 * FRAME_GEOMETRIES - 1 + TURNED_GEOMETRIES)
@@ -106,7 +107,7 @@ _TURN_STEP = 0.25  # degrees between the turned frames scored (see ``_turned_fra
 _MAX_ASPECT_CHANGE = 2.0  # a rescale may stretch one side by up to this factor more than the other
 _HIGHPASS_SIGMA = 4.0  # working pixels
 _CONTRAST_BOX = 25  # local contrast window (a box filter: constant cost per pixel)
-_CONTRAST_POWER, _CONTRAST_FLOOR = 0.75, 1.0  # divisor (local power + floor) ** power (see ``_normalise``)
+_CONTRAST_POWER, _CONTRAST_FLOOR = 2 / 3, 1.0  # divisor (local power + floor) ** power (see ``_normalise``)
 _LOWPASS_RADII = (6.0, 8.0, 10.0, 12.5, 15.0, 18.0, 22.0, 30.0, 1e9)  # cycles per tile (see ``_ring_gain``)
 _NOISE_TILES = 16  # tiles whose periodograms estimate the noise per frequency (see ``_weights``)
 _NOISE_SHRINK = 0.5  # ... and the power of its ratio to the ring's level that the weights follow
@@ -474,7 +475,8 @@ def _normalise(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     local_power = cv2.blur(detail * detail, (_CONTRAST_BOX, _CONTRAST_BOX))  # running sums: may dip below 0
     # Inverse-variance weighting is the matched filter for a mark of even strength in noise of varying power
     # (the image's texture); dividing by the local RMS (the power 1/2) under-weights flat regions, the full
-    # power 1 over-weights the few flattest ones, where re-encoding noise rather than texture dominates.
+    # power 1 over-weights the few flattest ones, where re-encoding noise rather than texture dominates (with
+    # the per-frequency weights of ``_weights``, 2/3 did best of 0.5 to 0.9: docs/watermark.md).
     # (In place: each new array of this size costs as much as the arithmetic on it.)
     denominator = np.maximum(local_power, 0.0, out=local_power)
     denominator += _CONTRAST_FLOOR
@@ -741,7 +743,7 @@ def _tilings(height: int, width: int, low: float = 0.25, high: float = 2.5,
 def _frame_geometries(obs: _Observed, layout: _Layout) -> list[_Geometry]:
     """The frame tilings worth reading: the image's own, and the others whose lattice or template scores best
     (``FRAME_GEOMETRIES - 1`` by each); in an image of at most ``SMALL_FRAME_SIDE`` pixels on its short side,
-    also every tiling that keeps its aspect ratio.
+    also every tiling of up to ``SMALL_FRAME_TILES`` tiles that keeps its aspect ratio.
 
     Why the last: in a thumbnail (a photo at 0.3x) a tile is 25 to 40 pixels, the template lies above the
     Nyquist frequency and the ring's outer half with it, so neither score ranks the true tiling (10th to 22nd of
@@ -759,7 +761,8 @@ def _frame_geometries(obs: _Observed, layout: _Layout) -> list[_Geometry]:
         scores = _lattice_score(obs.power, obs.width, in_analysis, points)
         order += [i for i in (np.argsort(-scores[1:]) + 1)[: FRAME_GEOMETRIES - 1].tolist() if i not in order]
     if min(obs.size) <= SMALL_FRAME_SIDE:
-        aspect_kept = set(_tilings(*obs.size, nearby=True))
+        aspect_kept = {(down, across) for down, across in _tilings(*obs.size, nearby=True)
+                       if down * across <= SMALL_FRAME_TILES}
         order += [i for i, tiling in enumerate(tilings) if tiling in aspect_kept and i not in order]
     return [_Geometry(bases[i], "frame", tilings[i]) for i in order] + _turned_frames(obs, layout)
 
