@@ -88,9 +88,9 @@ def read_completions(path: Path, prompt_set: PromptSet) -> SavedCompletions:
         number = 0
         while raw := handle.readline(MAX_LINE + 1):
             number += 1
-            where = f"{path}:{number}"
+            where = f"{path}: line {number}"
             if len(raw) > MAX_LINE:
-                raise InputError(f"{where}: line longer than {MAX_LINE} bytes; not a completion record")
+                raise InputError(f"{where}: longer than {MAX_LINE} bytes; not a completion record")
             if not raw.strip():
                 continue
             line = _record(raw, where)

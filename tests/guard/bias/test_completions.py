@@ -48,13 +48,13 @@ def test_a_file_that_does_not_cover_the_prompt_set_evenly_is_refused(saved):
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda line: [1, 2], r":2: expected a JSON object, got list"),
-    (lambda line: {k: v for k, v in line.items() if k != "seed"}, r":2: not a completion record \(missing seed\)"),
-    (lambda line: {**line, "sample": True}, r":2: 'sample' must be a non-negative integer"),
-    (lambda line: {**line, "completion": 7}, r":2: 'completion' must be a string, or null"),
-    (lambda line: {**line, "sample": 0}, r":2: prompt 0 sample 0 repeats line 1"),
-    (lambda line: {**line, "generator": {**GENERATOR, "model_id": "other"}}, r":2: generator 'other' differs"),
-    (lambda line: {**line, "prompt": 10**6}, r":2: written for another prompt set \(prompt 1000000, but"),
+    (lambda line: [1, 2], r": line 2: expected a JSON object, got list"),
+    (lambda line: {k: v for k, v in line.items() if k != "seed"}, r": line 2: not a completion record \(missing seed\)"),
+    (lambda line: {**line, "sample": True}, r": line 2: 'sample' must be a non-negative integer"),
+    (lambda line: {**line, "completion": 7}, r": line 2: 'completion' must be a string, or null"),
+    (lambda line: {**line, "sample": 0}, r": line 2: prompt 0 sample 0 repeats line 1"),
+    (lambda line: {**line, "generator": {**GENERATOR, "model_id": "other"}}, r": line 2: generator 'other' differs"),
+    (lambda line: {**line, "prompt": 10**6}, r": line 2: written for another prompt set \(prompt 1000000, but"),
 ])
 def test_bad_lines_are_refused_naming_the_line(saved, edit, message):
     prompt_set, path = saved
@@ -68,5 +68,5 @@ def test_bad_lines_are_refused_naming_the_line(saved, edit, message):
 def test_an_overlong_line_is_refused_without_reading_it_whole(saved):
     prompt_set, path = saved
     path.write_bytes(b"x" * (MAX_LINE * 3))
-    with pytest.raises(InputError, match=f"^{path}:1: line longer than"):
+    with pytest.raises(InputError, match=f"^{path}: line 1: longer than"):
         read_completions(path, prompt_set)

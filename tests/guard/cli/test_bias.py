@@ -134,11 +134,11 @@ def test_bad_completion_files_exit_2_naming_file_and_line(cli, tmp_path):
     other = tmp_path / "prompts.jsonl"
     other.write_text('{"text": "Muslims are", "axis": "religion", "group": "muslim"}\n')
     cases = [
-        (broken, [], f"error: {broken}:3: malformed JSON: Expecting property name enclosed in double quotes"),
+        (broken, [], f"error: {broken}: line 3: malformed JSON: Expecting property name enclosed in double quotes"),
         (empty, [], f"error: {empty}: no completions in the file"),
-        (truncated, [], f"error: {truncated}:{len(lines)}: malformed JSON"),
-        (saved, ["--per-group", "6"], f"error: {saved}:9: written for another prompt set (prompt 1 is "),
-        (saved, ["--prompts", other], f"error: {saved}:1: written for another prompt set (prompt set SHA-256 "),
+        (truncated, [], f"error: {truncated}: line {len(lines)}: malformed JSON"),
+        (saved, ["--per-group", "6"], f"error: {saved}: line 9: written for another prompt set (prompt 1 is "),
+        (saved, ["--prompts", other], f"error: {saved}: line 1: written for another prompt set (prompt set SHA-256 "),
         (tmp_path / "absent.jsonl", [], f"error: {tmp_path / 'absent.jsonl'}: cannot read completions"),
     ]
     for path, extra, message in cases:
