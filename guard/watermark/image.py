@@ -519,12 +519,14 @@ def _weights(layout: _Layout, tiles: np.ndarray, coefficients: np.ndarray) -> np
     photos x 11 attacks (docs/watermark.md): 325 exact payloads found with the ring's level alone, 337 with this
     (the full ratio: 333).
     """
+    import scipy.fft  # single precision stays single (numpy's FFT works in double): 6x faster here
+
     ring_level = _ring_mean(layout, _dof_values(layout, coefficients) ** 2) + 1e-12
     down, _, across, _ = tiles.shape
     picked = np.linspace(0, down * across - 1, min(_NOISE_TILES, down * across)).round().astype(int)
     rows, cols = np.divmod(picked, across)
-    periodograms = np.fft.rfft2(tiles[rows, :, cols, :])
-    power = np.repeat(np.mean(np.abs(periodograms) ** 2, axis=0)[layout.rows, layout.cols], 2)
+    spectra = scipy.fft.rfft2(tiles[rows, :, cols, :])[:, layout.rows, layout.cols]
+    power = np.repeat(np.mean(spectra.real**2 + spectra.imag**2, axis=0, dtype=np.float64), 2)
     relative = (power + 1e-12) / (_ring_mean(layout, power) + 1e-12)
     return 1.0 / (ring_level * relative**_NOISE_SHRINK)
 
