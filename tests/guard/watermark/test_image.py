@@ -152,9 +152,16 @@ def test_flat_regions_are_spared_and_the_mark_still_read(payload):
 
 
 def test_flat_level_defaults_agree():
+    """The default is written in three places: the module, the policy model and the CLI option (which cannot
+    import the policy's pydantic model at start-up)."""
+    import typer.main
+
+    from guard.cli import app
     from guard.policy import ImageWatermark
 
-    assert ImageWatermark().flat_level == wm.FLAT_LEVEL
+    embed_command = typer.main.get_command(app).commands["watermark"].commands["embed"]
+    [cli_default] = [param.default for param in embed_command.params if param.name == "flat_level"]
+    assert ImageWatermark().flat_level == wm.FLAT_LEVEL == cli_default
     with pytest.raises(ValueError, match="flat_level"):
         wm.embed(skimage_image("coffee"), wm.WatermarkPayload("5a3c", "0" * 16), SECRET, flat_level=-1.0)
 
