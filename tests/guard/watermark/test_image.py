@@ -200,10 +200,11 @@ def test_false_alarm_bound_follows_from_the_decision_rule():
     assert wm.FALSE_ALARM_BOUND <= 1e-9
 
 
-@pytest.mark.parametrize("size", [(150, 112), (250, 188), (600, 400)])
+@pytest.mark.parametrize("size", [(150, 112), (250, 188), (256, 256), (256, 200), (600, 400)])
 def test_no_more_messages_checked_than_the_bound_counts(monkeypatch, size):
-    """The bound counts the messages checked against the tag; a thumbnail reads more frame tilings than a photo
-    but still checks no more of them (each stage decodes only its highest pilot peaks)."""
+    """The bound counts the messages checked against the tag per image; a thumbnail reads more frame tilings than
+    a photo but checks no more of them (each stage decodes only the image's highest pilot peaks): without that
+    cap, coffee at 256 x 256 and 256 x 200 checks 109 and 119."""
     checked = []
     real_unframe = wm.coding.unframe
     monkeypatch.setattr(wm.coding, "unframe", lambda key, bits: checked.append(bits) or real_unframe(key, bits))
@@ -231,9 +232,20 @@ def test_4000x3000_photo_survives_being_served_at_width_1080(payload):
     assert result.found and result.payload == payload and result.geometry == "frame"
 
 
+@pytest.mark.parametrize("side", [128, 150, 180])
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "camera"])
+def test_small_images_carry_a_readable_mark(name, side, payload):
+    """The smallest images embed accepts: with 2 x 2 tiles, as before, astronaut's mark was not read back."""
+    image = skimage_image(name)
+    scale = side / min(image.size)
+    small = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    assert wm.detect(wm.embed(small, payload, SECRET), SECRET).payload == payload
+
+
 def test_tiles_follow_the_frame(marked, payload):
     assert wm.frame_tiles(400, 600) == (4, 6) and wm.frame_tiles(3000, 4000) == (10, 13)
-    assert wm.frame_tiles(256, 256) == (4, 4) and wm.frame_tiles(200, 150) == (3, 2)
+    assert wm.frame_tiles(256, 256) == (4, 4) and wm.frame_tiles(200, 150) == (4, 3)
+    assert wm.frame_tiles(128, 128) == (3, 3)  # 2 x 2 tiles held too little of the mark (see below)
     photo = marked["CA.jpg"]  # 1024x683: 6 x 10 tiles
     result = wm.detect(photo.resize((photo.width // 3, photo.height // 2), Image.Resampling.BILINEAR), SECRET)
     assert result.found and result.payload == payload and result.geometry == "frame"
