@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
         if summary.errors:
             flagged = f"; {summary.flagged} flagged" if summary.flagged else ""
             raise UnreadableInputs(f"{summary.errors} of {summary.files} files could not be read (see the report); "
-                             f"the others were scanned{flagged}")
+                                   f"the others were scanned{flagged}")
         if summary.flagged:
             raise Finding(f"{summary.flagged} of {summary.files} files flagged")
 

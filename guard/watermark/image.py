@@ -429,8 +429,7 @@ def _informed_values(layout: _Layout, target: np.ndarray, working: np.ndarray, s
     if envelope is not None:
         tiled *= envelope
     response = _dof_values(layout, _fold_fft(_tiles(_highpass(tiled) / denominator))[layout.rows, layout.cols])
-    counts = np.maximum(np.bincount(layout.ring), 1)
-    gain = np.maximum(np.bincount(layout.ring, weights=response * target) / counts, 1e-9)[layout.ring]
+    gain = np.maximum(_ring_mean(layout, response * target), 1e-9)
     weight = _weights(layout, tiles, host_coefficients)
     carriers = layout.bit >= 0
     bits = layout.bit[carriers]
@@ -915,6 +914,17 @@ def _working(obs: _Observed, geometry: _Geometry) -> np.ndarray:
     return detail
 
 
+def _first_per_image(candidates: list[tuple], count: int) -> list[tuple]:
+    """The first ``count`` candidates of each image (its index is a candidate's first item), in their order."""
+    taken: dict[int, int] = {}
+    kept = []
+    for candidate in candidates:
+        if taken.get(candidate[0], 0) < count:
+            kept.append(candidate)
+            taken[candidate[0]] = taken.get(candidate[0], 0) + 1
+    return kept
+
+
 def detect(image: Image.Image, secret: bytes) -> ImageWatermarkResult:
     """Look for this secret's mark in ``image`` and decode its payload (see the module docstring)."""
     return detect_many([image], secret)[0]
@@ -963,12 +973,7 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
             reads = list(pool.map(lambda job: _read(layout, _working(observed[job[0]], job[1])), jobs))
         flat = sorted(((i, z, soft, geometry) for (i, geometry), found in zip(jobs, reads) for z, soft in found),
                       key=lambda item: -item[1])
-        kept, taken = [], [0] * len(observed)
-        for item in flat:  # each image's highest pilot peaks, at most the stage's share of the false-alarm bound
-            if taken[item[0]] < budget:
-                kept.append(item)
-                taken[item[0]] += 1
-        flat = kept
+        flat = _first_per_image(flat, budget)  # at most the stage's share of the false-alarm bound
         if not flat:
             continue
         softs = np.array([item[2] for item in flat])
@@ -981,11 +986,8 @@ def detect_many(images: Iterable[Image.Image], secret: bytes) -> list[ImageWater
         # peak below LIST_MIN_Z is under the chance peaks of an unmarked image (their median is about 4): on 37
         # photos x 34 attacks no runner-up message of one was ever right, and skipping them saves a tenth of an
         # unmarked image's scan.
-        retried, taken = [], [0] * len(observed)
-        for item in flat:
-            if results[item[0]] is None and taken[item[0]] < LIST_CANDIDATES and item[1] >= LIST_MIN_Z:
-                retried.append(item)
-                taken[item[0]] += 1
+        retried = _first_per_image([item for item in flat if results[item[0]] is None and item[1] >= LIST_MIN_Z],
+                                   LIST_CANDIDATES)
         if retried:
             lists = coding.decode_list(np.array([item[2] for item in retried]), LIST_SIZE)
             for (i, z, soft, geometry), messages in zip(retried, lists):
